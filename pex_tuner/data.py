@@ -1,0 +1,493 @@
+"""ExperimentData: one validated, immutable logged randomized experiment.
+
+Arms are stored as strings with the control arm first (``arms[0] == control``), followed by the
+other arms in sorted order; ``treatment`` holds each unit's arm as an index into ``arms``.
+Outcomes carry a direction, ``"max"`` or ``"min"``. ``propensity`` is the probability with which
+each unit received the arm it received: the logged column when one is given, otherwise the
+empirical share of that arm (the design probability of a randomized experiment).
+
+Validation happens once, in :meth:`ExperimentData.from_frame`; every error subclasses
+``ValueError`` (:class:`~pex_tuner.errors.InputDataError`), names the column and says what was
+expected, and nothing is built unless everything passes.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pandas as pd
+
+from pex_tuner.errors import ConfigurationError, InputDataError
+from pex_tuner.schema import FeatureSchema
+
+__all__ = ["DIRECTIONS", "DataSplit", "ExperimentData"]
+
+DIRECTIONS = ("max", "min")
+
+
+def _readonly(a: np.ndarray) -> np.ndarray:
+    a = np.ascontiguousarray(a)
+    a.setflags(write=False)
+    return a
+
+
+def _count_nonfinite(values: np.ndarray) -> int:
+    return int((~np.isfinite(values)).sum())
+
+
+@dataclass(frozen=True, eq=False)
+class ExperimentData:
+    """A validated logged randomized experiment.
+
+    Attributes:
+        features: the raw feature columns, DataFrame of shape (n_units, n_features).
+        schema: how features are encoded (numeric vs one-hot categorical).
+        X: encoded features, ndarray of shape (n_units, n_encoded), read-only.
+        treatment: arm index of each unit into ``arms``, int ndarray of shape (n_units,).
+        arms: arm labels (strings), control first.
+        outcomes: outcome names, in order.
+        directions: ``"max"`` or ``"min"`` per outcome.
+        Y: outcomes, float ndarray of shape (n_units, n_outcomes), read-only.
+        propensity: probability of the logged arm, ndarray of shape (n_units,), in (0, 1].
+        propensity_source: ``"logged"`` (a column) or ``"empirical"`` (arm shares).
+        unit_ids: optional unit identifiers, ndarray of shape (n_units,).
+        treatment_column: name of the arm column in the source frame.
+    """
+
+    features: pd.DataFrame
+    schema: FeatureSchema
+    X: np.ndarray
+    treatment: np.ndarray
+    arms: tuple[str, ...]
+    outcomes: tuple[str, ...]
+    directions: tuple[str, ...]
+    Y: np.ndarray
+    propensity: np.ndarray
+    propensity_source: str = "empirical"
+    unit_ids: np.ndarray | None = None
+    treatment_column: str = "arm"
+
+    # ------------------------------------------------------------------ basic facts
+    @property
+    def n_units(self) -> int:
+        return int(self.Y.shape[0])
+
+    def __len__(self) -> int:
+        return self.n_units
+
+    @property
+    def n_arms(self) -> int:
+        return len(self.arms)
+
+    @property
+    def n_outcomes(self) -> int:
+        return len(self.outcomes)
+
+    @property
+    def control(self) -> str:
+        return self.arms[0]
+
+    @property
+    def feature_names(self) -> tuple[str, ...]:
+        return self.schema.names
+
+    @property
+    def arm_labels(self) -> np.ndarray:
+        """Arm label of each unit, object ndarray of shape (n_units,)."""
+        return np.asarray(self.arms, dtype=object)[self.treatment]
+
+    @property
+    def arm_counts(self) -> dict[str, int]:
+        counts = np.bincount(self.treatment, minlength=self.n_arms)
+        return {a: int(c) for a, c in zip(self.arms, counts, strict=True)}
+
+    @property
+    def signs(self) -> np.ndarray:
+        """+1 for maximized outcomes, -1 for minimized ones, shape (n_outcomes,)."""
+        return np.array([1.0 if d == "max" else -1.0 for d in self.directions])
+
+    def arm_index(self, label: Any) -> int:
+        """Index of an arm label in ``arms`` (labels compare as strings)."""
+        try:
+            return self.arms.index(str(label))
+        except ValueError:
+            raise InputDataError(
+                f"unknown arm {label!r}; expected one of {list(self.arms)}"
+            ) from None
+
+    def __repr__(self) -> str:
+        outs = ", ".join(f"{o}:{d}" for o, d in zip(self.outcomes, self.directions, strict=True))
+        return (
+            f"ExperimentData(n_units={self.n_units}, arms={list(self.arms)} (control "
+            f"'{self.control}'), outcomes=[{outs}], features={len(self.feature_names)}, "
+            f"propensity={self.propensity_source})"
+        )
+
+    # ------------------------------------------------------------------ construction
+    @classmethod
+    def from_frame(
+        cls,
+        frame: pd.DataFrame,
+        *,
+        treatment: str,
+        control: Any,
+        outcomes: Mapping[str, str],
+        features: Sequence[str] | None = None,
+        propensity: str | None = None,
+        unit_id: str | None = None,
+        arms: Sequence[Any] | None = None,
+    ) -> ExperimentData:
+        """Validate a logged experiment held in a DataFrame.
+
+        Args:
+            frame: one row per unit.
+            treatment: column holding the arm each unit received.
+            control: the control arm's label.
+            outcomes: outcome column -> ``"max"`` or ``"min"``.
+            features: feature columns; ``None`` means every column not used otherwise.
+            propensity: optional column with the probability of the logged arm.
+            unit_id: optional column with unique unit ids.
+            arms: optional full list of the design's arms; an arm listed with no units is an
+                error (as is an unused category of a categorical treatment column).
+
+        Raises:
+            InputDataError: anything wrong with the data (see the message).
+            ConfigurationError: an outcome direction other than "max"/"min".
+        """
+        if not isinstance(frame, pd.DataFrame):
+            raise InputDataError(f"expected a pandas DataFrame, got {type(frame).__name__}")
+        if not isinstance(outcomes, Mapping) or len(outcomes) == 0:
+            raise ConfigurationError(
+                "'outcomes' must be a non-empty mapping of outcome column to 'max' or 'min'"
+            )
+        for name, direction in outcomes.items():
+            if direction not in DIRECTIONS:
+                raise ConfigurationError(
+                    f"outcome '{name}' has direction {direction!r}; expected 'max' or 'min'"
+                )
+        if len(frame) == 0:
+            raise InputDataError(
+                "the experiment frame is empty (0 rows); expected at least one unit per arm"
+            )
+
+        # --- columns present, roles disjoint
+        roles: dict[str, str] = {treatment: "treatment"}
+        for name in outcomes:
+            if name in roles:
+                raise InputDataError(f"column '{name}' is used both as {roles[name]} and outcome")
+            roles[name] = "outcome"
+        for opt, role in ((propensity, "propensity"), (unit_id, "unit id")):
+            if opt is not None:
+                if opt in roles:
+                    raise InputDataError(
+                        f"column '{opt}' is used both as {roles[opt]} and {role}"
+                    )
+                roles[opt] = role
+        if features is None:
+            feature_names = [str(c) for c in frame.columns if c not in roles]
+        else:
+            feature_names = list(features)
+            for name in feature_names:
+                if name in roles:
+                    raise InputDataError(
+                        f"column '{name}' is used both as {roles[name]} and feature"
+                    )
+            if len(set(feature_names)) != len(feature_names):
+                raise InputDataError(f"feature list has duplicates: {feature_names}")
+        wanted = [*roles, *feature_names]
+        missing = [c for c in wanted if c not in frame.columns]
+        if missing:
+            described = ", ".join(f"'{c}' ({roles.get(c, 'feature')})" for c in missing)
+            raise InputDataError(
+                f"missing column(s) {described}; the frame has columns {list(frame.columns)}"
+            )
+        if len(set(frame.columns)) != len(frame.columns):
+            dup = sorted({str(c) for c in frame.columns if list(frame.columns).count(c) > 1})
+            raise InputDataError(f"the frame has duplicate column names {dup}")
+
+        # --- treatment and arms
+        tcol = frame[treatment]
+        n_na = int(tcol.isna().sum())
+        if n_na:
+            raise InputDataError(
+                f"treatment column '{treatment}' has {n_na} missing value(s); every unit "
+                "needs the arm it received"
+            )
+        labels = tcol.astype(str).to_numpy()
+        present = sorted(set(labels))
+        declared: list[str] | None = None
+        if arms is not None:
+            declared = [str(a) for a in arms]
+        elif isinstance(tcol.dtype, pd.CategoricalDtype):
+            declared = [str(a) for a in tcol.cat.categories]
+        if declared is not None:
+            empty = [a for a in declared if a not in present]
+            if empty:
+                raise InputDataError(
+                    f"arm(s) {empty} of treatment column '{treatment}' have no units; every "
+                    "arm needs logged units (drop the arm from the design)"
+                )
+            unknown = [a for a in present if a not in declared]
+            if unknown:
+                raise InputDataError(
+                    f"treatment column '{treatment}' holds arm(s) {unknown} that are not in "
+                    f"the declared arms {declared}"
+                )
+        control_s = str(control)
+        if control_s not in present:
+            raise InputDataError(
+                f"control arm {control!r} does not occur in treatment column '{treatment}'; "
+                f"arms present: {present}"
+            )
+        if len(present) < 2:
+            raise InputDataError(
+                f"treatment column '{treatment}' has only one arm ({present[0]!r}); an "
+                "experiment needs at least two arms"
+            )
+        arm_tuple = (control_s, *[a for a in present if a != control_s])
+        lookup = {a: i for i, a in enumerate(arm_tuple)}
+        treat_idx = np.fromiter((lookup[v] for v in labels), dtype=np.int64, count=len(labels))
+
+        # --- outcomes
+        ys: list[np.ndarray] = []
+        for name in outcomes:
+            col = frame[name]
+            if not pd.api.types.is_numeric_dtype(col.dtype) or isinstance(
+                col.dtype, pd.CategoricalDtype
+            ):
+                converted = pd.to_numeric(col, errors="coerce")
+                bad = col[converted.isna() & col.notna()]
+                example = f", e.g. {bad.iloc[0]!r}" if len(bad) else ""
+                raise InputDataError(
+                    f"outcome '{name}' must be numeric; got dtype {col.dtype}{example}"
+                )
+            y = col.to_numpy(dtype=np.float64, na_value=np.nan)
+            n_bad = _count_nonfinite(y)
+            if n_bad:
+                raise InputDataError(
+                    f"outcome '{name}' has {n_bad} NaN or infinite value(s); drop or impute "
+                    "them before fitting"
+                )
+            ys.append(y)
+        Y = np.column_stack(ys)
+
+        # --- features
+        feat_frame = frame[feature_names].copy()
+        schema = FeatureSchema.infer(feat_frame, feature_names)
+        for name, kind in zip(schema.names, schema.kinds, strict=True):
+            col = feat_frame[name]
+            if kind == "numeric":
+                n_bad = _count_nonfinite(col.to_numpy(dtype=np.float64, na_value=np.nan))
+                if n_bad:
+                    raise InputDataError(
+                        f"feature '{name}' has {n_bad} NaN or infinite value(s); drop or "
+                        "impute them before fitting"
+                    )
+            else:
+                n_na = int(col.isna().sum())
+                if n_na:
+                    raise InputDataError(
+                        f"feature '{name}' has {n_na} missing value(s); drop or impute them "
+                        "before fitting"
+                    )
+        X = schema.encode(feat_frame, validate=False)
+        feat_frame = feat_frame.reset_index(drop=True)
+
+        # --- propensity
+        if propensity is not None:
+            col = frame[propensity]
+            if not pd.api.types.is_numeric_dtype(col.dtype):
+                raise InputDataError(
+                    f"propensity column '{propensity}' must be numeric; got dtype {col.dtype}"
+                )
+            p = col.to_numpy(dtype=np.float64, na_value=np.nan)
+            n_bad = int((~np.isfinite(p) | (p <= 0) | (p > 1)).sum())
+            if n_bad:
+                raise InputDataError(
+                    f"propensity column '{propensity}' has {n_bad} value(s) outside (0, 1] "
+                    "(or NaN); expected the probability of the logged arm"
+                )
+            source = "logged"
+        else:
+            shares = np.bincount(treat_idx, minlength=len(arm_tuple)) / len(treat_idx)
+            p = shares[treat_idx]
+            source = "empirical"
+
+        # --- unit ids
+        ids = None
+        if unit_id is not None:
+            col = frame[unit_id]
+            n_na = int(col.isna().sum())
+            if n_na:
+                raise InputDataError(f"unit id column '{unit_id}' has {n_na} missing value(s)")
+            dup_mask = col.duplicated(keep=False)
+            if dup_mask.any():
+                n_dup = int(col.duplicated().sum())
+                example = col[dup_mask].iloc[0]
+                raise InputDataError(
+                    f"unit id column '{unit_id}' has {n_dup} duplicate id(s), e.g. {example!r}; "
+                    "expected one row per unit"
+                )
+            ids = col.to_numpy()
+
+        return cls(
+            features=feat_frame,
+            schema=schema,
+            X=_readonly(X),
+            treatment=_readonly(treat_idx),
+            arms=arm_tuple,
+            outcomes=tuple(str(o) for o in outcomes),
+            directions=tuple(outcomes.values()),
+            Y=_readonly(Y),
+            propensity=_readonly(p),
+            propensity_source=source,
+            unit_ids=None if ids is None else _readonly(ids),
+            treatment_column=str(treatment),
+        )
+
+    @classmethod
+    def from_csv(cls, path: str | Path, **kwargs: Any) -> ExperimentData:
+        """Read a CSV file and validate it; keyword arguments as in :meth:`from_frame`."""
+        return cls.from_frame(_read_table(path, "csv"), **kwargs)
+
+    @classmethod
+    def from_parquet(cls, path: str | Path, **kwargs: Any) -> ExperimentData:
+        """Read a Parquet file and validate it; keyword arguments as in :meth:`from_frame`."""
+        return cls.from_frame(_read_table(path, "parquet"), **kwargs)
+
+    @classmethod
+    def from_file(cls, path: str | Path, **kwargs: Any) -> ExperimentData:
+        """Read a CSV (``.csv``, ``.csv.gz``) or Parquet (``.parquet``, ``.pq``) file."""
+        suffixes = "".join(Path(path).suffixes).lower()
+        kind = "parquet" if suffixes.endswith((".parquet", ".pq")) else "csv"
+        return cls.from_frame(_read_table(path, kind), **kwargs)
+
+    # ------------------------------------------------------------------ new units
+    def encode(self, frame: pd.DataFrame) -> np.ndarray:
+        """Encode new units' features exactly as the experiment's: shape (n, n_encoded)."""
+        return self.schema.encode(frame)
+
+    # ------------------------------------------------------------------ subsets and splits
+    def subset(self, indices: np.ndarray) -> ExperimentData:
+        """The units at ``indices`` (keeping their propensities and the arm list)."""
+        idx = np.asarray(indices)
+        if idx.dtype == bool:
+            idx = np.flatnonzero(idx)
+        counts = np.bincount(self.treatment[idx], minlength=self.n_arms)
+        if (counts == 0).any():
+            empty = [a for a, c in zip(self.arms, counts, strict=True) if c == 0]
+            raise InputDataError(f"subset has no units in arm(s) {empty}")
+        return ExperimentData(
+            features=self.features.iloc[idx].reset_index(drop=True),
+            schema=self.schema,
+            X=_readonly(self.X[idx]),
+            treatment=_readonly(self.treatment[idx]),
+            arms=self.arms,
+            outcomes=self.outcomes,
+            directions=self.directions,
+            Y=_readonly(self.Y[idx]),
+            propensity=_readonly(self.propensity[idx]),
+            propensity_source=self.propensity_source,
+            unit_ids=None if self.unit_ids is None else _readonly(self.unit_ids[idx]),
+            treatment_column=self.treatment_column,
+        )
+
+    def split_indices(
+        self,
+        *,
+        test_size: float = 0.4,
+        validation_size: float = 0.3,
+        random_state: int | None = 0,
+    ) -> dict[str, np.ndarray]:
+        """Seeded train / validation / test indices, stratified by arm.
+
+        Defaults follow the interpretable-experimentation paper: 40% test, then 30% of the rest
+        validation (so 42% train, 18% validation, 40% test).
+        """
+        from sklearn.model_selection import train_test_split
+
+        for name, v in (("test_size", test_size), ("validation_size", validation_size)):
+            if not 0.0 <= v < 1.0:
+                raise ConfigurationError(f"'{name}' must be in [0, 1); got {v!r}")
+        idx = np.arange(self.n_units)
+        try:
+            if test_size > 0:
+                rest, test = train_test_split(
+                    idx, test_size=test_size, random_state=random_state, stratify=self.treatment
+                )
+            else:
+                rest, test = idx, idx[:0]
+            if validation_size > 0:
+                train, val = train_test_split(
+                    rest,
+                    test_size=validation_size,
+                    random_state=random_state,
+                    stratify=self.treatment[rest],
+                )
+            else:
+                train, val = rest, idx[:0]
+        except ValueError as exc:
+            raise InputDataError(
+                f"cannot split the experiment stratified by arm ({exc}); arm counts "
+                f"{self.arm_counts}"
+            ) from exc
+        return {"train": np.sort(train), "validation": np.sort(val), "test": np.sort(test)}
+
+    def split(
+        self,
+        *,
+        test_size: float = 0.4,
+        validation_size: float = 0.3,
+        random_state: int | None = 0,
+    ) -> DataSplit:
+        """Seeded train / validation / test split, stratified by arm (see :meth:`split_indices`)."""
+        ind = self.split_indices(
+            test_size=test_size, validation_size=validation_size, random_state=random_state
+        )
+        parts = {k: (self.subset(v) if len(v) else None) for k, v in ind.items()}
+        return DataSplit(
+            train=parts["train"],  # type: ignore[arg-type]
+            validation=parts["validation"],
+            test=parts["test"],
+            indices=ind,
+        )
+
+    def to_frame(self) -> pd.DataFrame:
+        """The experiment as a DataFrame: features, arm, outcomes, propensity (and unit id)."""
+        out = self.features.copy()
+        out[self.treatment_column] = self.arm_labels
+        for j, name in enumerate(self.outcomes):
+            out[name] = self.Y[:, j]
+        out["propensity"] = self.propensity
+        if self.unit_ids is not None:
+            out.insert(0, "unit_id", self.unit_ids)
+        return out
+
+
+@dataclass(frozen=True, eq=False)
+class DataSplit:
+    """Train / validation / test parts of one experiment, with their indices into the parent."""
+
+    train: ExperimentData
+    validation: ExperimentData | None
+    test: ExperimentData | None
+    indices: dict[str, np.ndarray]
+
+    def __iter__(self):  # allows ``train, val, test = data.split()``
+        return iter((self.train, self.validation, self.test))
+
+
+def _read_table(path: str | Path, kind: str) -> pd.DataFrame:
+    path = Path(path)
+    if not path.exists():
+        raise InputDataError(f"data file '{path}' does not exist")
+    try:
+        if kind == "parquet":
+            return pd.read_parquet(path)
+        return pd.read_csv(path)
+    except (ValueError, OSError, ImportError) as exc:
+        raise InputDataError(f"cannot read {kind} file '{path}': {exc}") from exc

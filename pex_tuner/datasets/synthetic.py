@@ -1,0 +1,177 @@
+"""make_synthetic: the built-in default experiment, with competing outcomes and ground truth.
+
+The generating process (all seeded by ``random_state``):
+
+* features: ``n_features - 1`` numeric columns ``x0, x1, ...`` drawn iid N(0, 1), and a
+  categorical ``platform`` in {android, ios, web} with shares 0.45 / 0.35 / 0.20;
+* arms: ``control`` and ``arm_1 .. arm_T``, randomized with ``arm_probabilities`` (uniform by
+  default), so the logged propensity is known exactly;
+* outcomes (in this order, first ``n_outcomes`` of them): ``engagement`` (max, the goal),
+  ``retention`` (max, the guardrail), ``cost`` (min), then ``metric_4 ...`` (max);
+* effects: for arm k, let ``s_k(x) = <v_k, x> + c_k[platform]`` be an arm-specific score with a
+  random direction v_k. The goal rises with ``relu(s_k)`` (units with high score respond), the
+  guardrail *falls* with ``relu(s_k)`` for the same units while it rises a little elsewhere:
+  the arm that wins the goal on average hurts the guardrail for part of the population, as
+  with a UX layout that lifts clicks but loses some users. Cost grows with the goal lift.
+  ``heterogeneity`` scales every x-dependent part of the effects (0 gives constant effects);
+* observed outcome: the mean potential outcome plus N(0, noise^2) noise per outcome;
+* long-term outcome (not logged): ``0.5 * engagement effect + 1.5 * retention effect`` plus its
+  own heterogeneous part, returned as ``long_term`` of shape (n_units, n_arms).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+import numpy as np
+import pandas as pd
+
+from pex_tuner.data import ExperimentData
+from pex_tuner.datasets._truth import ExperimentWithTruth
+from pex_tuner.errors import ConfigurationError
+
+__all__ = ["make_synthetic"]
+
+_OUTCOMES = (("engagement", "max"), ("retention", "max"), ("cost", "min"))
+_PLATFORMS = ("android", "ios", "web")
+
+
+def _relu(z: np.ndarray) -> np.ndarray:
+    return np.maximum(z, 0.0)
+
+
+def make_synthetic(
+    n_units: int = 20_000,
+    *,
+    n_treatments: int = 3,
+    n_outcomes: int = 3,
+    n_features: int = 6,
+    heterogeneity: float = 1.0,
+    noise: float = 1.0,
+    long_term: bool = True,
+    arm_probabilities: Sequence[float] | None = None,
+    random_state: int | None = 0,
+) -> ExperimentWithTruth:
+    """Simulate a randomized A/B/n experiment with heterogeneous, competing effects.
+
+    Args:
+        n_units: number of units.
+        n_treatments: treatment arms besides control (total arms = n_treatments + 1).
+        n_outcomes: logged outcomes (>= 2: a goal and a guardrail, then cost, then extras).
+        n_features: feature columns (>= 3: numeric ones plus one categorical ``platform``).
+        heterogeneity: scale of the x-dependent part of every effect (>= 0).
+        noise: standard deviation of the outcome noise (> 0).
+        long_term: also simulate an unlogged long-term outcome.
+        arm_probabilities: randomization probabilities, control first; uniform by default.
+        random_state: seed.
+
+    Returns:
+        ExperimentWithTruth with ``potential_outcomes`` of shape (n_units, n_arms, n_outcomes)
+        and ``long_term`` of shape (n_units, n_arms) (or None).
+    """
+    if n_units < 10:
+        raise ConfigurationError(f"'n_units' must be at least 10; got {n_units}")
+    if n_treatments < 1:
+        raise ConfigurationError(f"'n_treatments' must be at least 1; got {n_treatments}")
+    if n_outcomes < 2:
+        raise ConfigurationError(f"'n_outcomes' must be at least 2; got {n_outcomes}")
+    if n_features < 3:
+        raise ConfigurationError(f"'n_features' must be at least 3; got {n_features}")
+    if heterogeneity < 0:
+        raise ConfigurationError(f"'heterogeneity' must be >= 0; got {heterogeneity}")
+    if noise <= 0:
+        raise ConfigurationError(f"'noise' must be > 0; got {noise}")
+    n_arms = n_treatments + 1
+    if arm_probabilities is None:
+        probs = np.full(n_arms, 1.0 / n_arms)
+    else:
+        probs = np.asarray(arm_probabilities, dtype=float)
+        if probs.shape != (n_arms,) or (probs <= 0).any() or not np.isclose(probs.sum(), 1.0):
+            raise ConfigurationError(
+                f"'arm_probabilities' must be {n_arms} positive numbers summing to 1; got "
+                f"{list(probs)}"
+            )
+
+    rng = np.random.default_rng(random_state)
+    d = n_features - 1
+    Xn = rng.standard_normal((n_units, d))
+    platform = rng.choice(len(_PLATFORMS), size=n_units, p=[0.45, 0.35, 0.20])
+    W = rng.choice(n_arms, size=n_units, p=probs)
+
+    # Arm-specific directions and platform shifts (drawn whatever heterogeneity is, so the
+    # same seed gives the same structure at every heterogeneity level).
+    V = rng.standard_normal((n_arms, d))
+    V[:, 2:] *= 0.3  # the first two features carry most of the heterogeneity
+    V /= np.linalg.norm(V, axis=1, keepdims=True)
+    C = rng.normal(0.0, 0.5, size=(n_arms, len(_PLATFORMS)))
+    extra_dirs = rng.standard_normal((max(n_outcomes - 3, 0), n_arms, d)) / np.sqrt(d)
+    lt_dir = rng.standard_normal(d) / np.sqrt(d)
+
+    h = float(heterogeneity)
+    k = np.arange(n_arms, dtype=float)  # 0 for control
+    # baseline (control) means
+    base = np.empty((n_units, n_outcomes))
+    base[:, 0] = 2.0 + 0.5 * Xn[:, 0] + 0.3 * np.sin(Xn[:, 1]) + 0.2 * (platform == 1)
+    base[:, 1] = 1.0 + 0.3 * Xn[:, 1] - 0.2 * (platform == 2)
+    if n_outcomes > 2:
+        base[:, 2] = 1.0 + 0.2 * np.abs(Xn[:, 0])
+    for j in range(3, n_outcomes):
+        base[:, j] = 0.5 * np.tanh(Xn[:, j % d])
+
+    # arm scores s_k(x): shape (n_units, n_arms)
+    S = Xn @ V.T + C[:, platform].T
+    tau = np.zeros((n_units, n_arms, n_outcomes))
+    # ramp the average effects with the arm index: later arms are bolder
+    ate_goal = 0.10 * k
+    ate_guard = 0.08 - 0.02 * k
+    tau[:, :, 0] = ate_goal + h * 0.6 * (_relu(S) - _relu(S).mean(axis=0))
+    tau[:, :, 1] = ate_guard + h * (0.15 * _relu(-S) - 0.45 * _relu(S))
+    if n_outcomes > 2:
+        tau[:, :, 2] = 0.05 * k + 0.4 * _relu(tau[:, :, 0])
+    for j in range(3, n_outcomes):
+        tau[:, :, j] = 0.05 * k * np.sign(np.sin(k + j)) + h * 0.3 * np.tanh(
+            Xn @ extra_dirs[j - 3].T
+        )
+    tau[:, 0, :] = 0.0
+    mu = base[:, None, :] + tau
+
+    rows = np.arange(n_units)
+    Y = mu[rows, W, :] + noise * rng.standard_normal((n_units, n_outcomes))
+
+    lt = None
+    if long_term:
+        lt_tau = 0.5 * tau[:, :, 0] + 1.5 * tau[:, :, 1] + h * 0.1 * k * np.tanh(Xn @ lt_dir)[
+            :, None
+        ]
+        lt_tau[:, 0] = 0.0
+        lt = 1.0 + 0.2 * Xn[:, [0]] + lt_tau
+
+    arms = ["control", *[f"arm_{i}" for i in range(1, n_arms)]]
+    outcomes = [*_OUTCOMES[: min(n_outcomes, 3)]] + [
+        (f"metric_{j + 1}", "max") for j in range(3, n_outcomes)
+    ]
+    frame = pd.DataFrame(Xn, columns=[f"x{i}" for i in range(d)])
+    frame["platform"] = np.asarray(_PLATFORMS, dtype=object)[platform]
+    frame["arm"] = np.asarray(arms, dtype=object)[W]
+    for j, (name, _) in enumerate(outcomes):
+        frame[name] = Y[:, j]
+    frame["propensity"] = probs[W]
+    frame.insert(0, "unit_id", np.arange(n_units))
+    data = ExperimentData.from_frame(
+        frame,
+        treatment="arm",
+        control="control",
+        outcomes=dict(outcomes),
+        propensity="propensity",
+        unit_id="unit_id",
+        arms=arms,
+    )
+    # ExperimentData orders arms control-first then sorted; arm_1..arm_T sort naturally for
+    # T < 10, but reorder the truth by name to be safe.
+    order = [arms.index(a) for a in data.arms]
+    return ExperimentWithTruth(
+        data=data,
+        potential_outcomes=np.ascontiguousarray(mu[:, order, :]),
+        long_term=None if lt is None else np.ascontiguousarray(lt[:, order]),
+        name="synthetic",
+    )
