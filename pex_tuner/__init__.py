@@ -1,1 +1,78 @@
-__version__ = '0.1.0'
+"""pex-tuner: personalized experimentation from one logged randomized experiment.
+
+The flow (see README, "Architecture"): ``data`` (ExperimentData) -> ``effects`` (cross-fitted
+CATE models) -> ``policies`` (LinearUtilityPolicy) -> ``ope`` (IPS / SNIPS / DM / DR, batched).
+
+Importing this package is quick: submodules that pull heavy dependencies (econml, numba) load on
+first use of a name that needs them.
+"""
+
+from __future__ import annotations
+
+import importlib
+from typing import TYPE_CHECKING, Any
+
+__version__ = "0.1.0"
+
+# public name -> module that defines it
+_EXPORTS = {
+    "ExperimentData": "pex_tuner.data",
+    "DataSplit": "pex_tuner.data",
+    "FeatureSchema": "pex_tuner.schema",
+    "PexTunerError": "pex_tuner.errors",
+    "InputDataError": "pex_tuner.errors",
+    "ConfigurationError": "pex_tuner.errors",
+    "SchemaMismatchError": "pex_tuner.errors",
+    "NotFittedError": "pex_tuner.errors",
+    "ExperimentWithTruth": "pex_tuner.datasets",
+    "make_synthetic": "pex_tuner.datasets",
+    "make_synthetic_a": "pex_tuner.datasets",
+    "make_covid": "pex_tuner.datasets",
+    "load_hillstrom": "pex_tuner.datasets",
+    "load_ihdp": "pex_tuner.datasets",
+    "CateModel": "pex_tuner.effects",
+    "EffectPredictions": "pex_tuner.effects",
+    "fit_effects": "pex_tuner.effects",
+    "LinearUtilityPolicy": "pex_tuner.policies",
+    "PolicyEvaluation": "pex_tuner.ope",
+    "evaluate": "pex_tuner.ope",
+    "evaluate_linear_policies": "pex_tuner.ope",
+}
+
+__all__ = sorted([*_EXPORTS, "__version__"])
+
+
+def __getattr__(name: str) -> Any:
+    module = _EXPORTS.get(name)
+    if module is None:
+        raise AttributeError(f"module 'pex_tuner' has no attribute {name!r}")
+    value = getattr(importlib.import_module(module), name)
+    globals()[name] = value
+    return value
+
+
+def __dir__() -> list[str]:
+    return sorted(set(globals()) | set(__all__))
+
+
+if TYPE_CHECKING:  # pragma: no cover - for type checkers and IDEs
+    from pex_tuner.data import DataSplit, ExperimentData
+    from pex_tuner.datasets import (
+        ExperimentWithTruth,
+        load_hillstrom,
+        load_ihdp,
+        make_covid,
+        make_synthetic,
+        make_synthetic_a,
+    )
+    from pex_tuner.effects import CateModel, EffectPredictions, fit_effects
+    from pex_tuner.errors import (
+        ConfigurationError,
+        InputDataError,
+        NotFittedError,
+        PexTunerError,
+        SchemaMismatchError,
+    )
+    from pex_tuner.ope import PolicyEvaluation, evaluate, evaluate_linear_policies
+    from pex_tuner.policies import LinearUtilityPolicy
+    from pex_tuner.schema import FeatureSchema

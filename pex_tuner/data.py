@@ -328,6 +328,7 @@ class ExperimentData:
             if dup_mask.any():
                 n_dup = int(col.duplicated().sum())
                 example = col[dup_mask].iloc[0]
+                example = example.item() if hasattr(example, "item") else example
                 raise InputDataError(
                     f"unit id column '{unit_id}' has {n_dup} duplicate id(s), e.g. {example!r}; "
                     "expected one row per unit"

@@ -51,6 +51,7 @@ def make_synthetic(
     long_term: bool = True,
     arm_probabilities: Sequence[float] | None = None,
     random_state: int | None = 0,
+    design_seed: int = 0,
 ) -> ExperimentWithTruth:
     """Simulate a randomized A/B/n experiment with heterogeneous, competing effects.
 
@@ -63,7 +64,9 @@ def make_synthetic(
         noise: standard deviation of the outcome noise (> 0).
         long_term: also simulate an unlogged long-term outcome.
         arm_probabilities: randomization probabilities, control first; uniform by default.
-        random_state: seed.
+        random_state: seed of the units, the randomization and the noise.
+        design_seed: seed of the effect structure (arm directions and platform shifts). Keep
+            it fixed and vary ``random_state`` to draw fresh samples of the same experiment.
 
     Returns:
         ExperimentWithTruth with ``potential_outcomes`` of shape (n_units, n_arms, n_outcomes)
@@ -98,14 +101,15 @@ def make_synthetic(
     platform = rng.choice(len(_PLATFORMS), size=n_units, p=[0.45, 0.35, 0.20])
     W = rng.choice(n_arms, size=n_units, p=probs)
 
-    # Arm-specific directions and platform shifts (drawn whatever heterogeneity is, so the
-    # same seed gives the same structure at every heterogeneity level).
-    V = rng.standard_normal((n_arms, d))
+    # Arm-specific directions and platform shifts, from their own seed: the same design at
+    # every sample size, heterogeneity level and random_state.
+    design = np.random.default_rng(design_seed)
+    V = design.standard_normal((n_arms, d))
     V[:, 2:] *= 0.3  # the first two features carry most of the heterogeneity
     V /= np.linalg.norm(V, axis=1, keepdims=True)
-    C = rng.normal(0.0, 0.5, size=(n_arms, len(_PLATFORMS)))
-    extra_dirs = rng.standard_normal((max(n_outcomes - 3, 0), n_arms, d)) / np.sqrt(d)
-    lt_dir = rng.standard_normal(d) / np.sqrt(d)
+    C = design.normal(0.0, 0.5, size=(n_arms, len(_PLATFORMS)))
+    extra_dirs = design.standard_normal((max(n_outcomes - 3, 0), n_arms, d)) / np.sqrt(d)
+    lt_dir = design.standard_normal(d) / np.sqrt(d)
 
     h = float(heterogeneity)
     k = np.arange(n_arms, dtype=float)  # 0 for control

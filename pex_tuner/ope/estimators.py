@@ -1,0 +1,220 @@
+"""OPE estimators as sufficient statistics.
+
+Every estimator is written as a per-(unit, arm) statistic matrix ``R[i, k, :]``, the
+contribution unit i makes if the policy assigns it arm k, plus a finalizer that turns the sums
+of R over the units a policy sends to each arm into value, standard error and lift vs
+assign-all-control. The batched kernel (:mod:`pex_tuner.ope.kernel`) and the explicit-assignment
+path share these definitions, so both give the same numbers.
+
+Estimators (Y_i observed outcome, W_i logged arm, p_i its propensity, A_i the policy's arm,
+mu the outcome model):
+
+* ``ips``: mean of 1{W_i = A_i} Y_i / p_i (the seed's eq. 2).
+* ``snips``: self-normalized IPS, sum w_i Y_i / sum w_i with w_i = 1{W_i = A_i} / p_i; standard
+  error by the delta method.
+* ``dm``: direct method, mean of mu(x_i, A_i). Its standard error reflects sampling of units
+  only, not the outcome model's own error: treat it as optimistic.
+* ``dr``: doubly robust, mean of mu(x_i, A_i) + 1{W_i = A_i} (Y_i - mu(x_i, W_i)) / p_i.
+
+Lifts are paired: the per-unit difference between the policy's score and the
+assign-all-control score on the same units, so their standard error accounts for the
+correlation between the two.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+
+from pex_tuner.errors import ConfigurationError
+
+__all__ = ["ESTIMATORS", "Estimator", "components", "finalize", "make_estimator", "statistics"]
+
+ESTIMATORS = ("dr", "ips", "snips", "dm")
+
+
+@dataclass(frozen=True)
+class Estimator:
+    """Statistics of one estimator for one experiment.
+
+    Attributes:
+        name: estimator name.
+        n_stats: number of statistic columns M.
+        shift: per-outcome centring constant c, shape (n_outcomes,), subtracted from scores
+            before squaring so that variances do not suffer cancellation.
+        control_sums: sums over all units of the assign-all-control statistics needed by the
+            finalizer, shape depends on the estimator.
+    """
+
+    name: str
+    n_stats: int
+    shift: np.ndarray
+    control_sums: np.ndarray
+
+
+def _scores(
+    name: str, Y: np.ndarray, W: np.ndarray, p: np.ndarray, mu: np.ndarray | None, K: int,
+    shift: np.ndarray | None = None, arms: slice | None = None,
+) -> np.ndarray:
+    """Per-(unit, arm) scores S - shift of shape (n, K', J) for the mean-type estimators.
+
+    ``arms`` restricts the arms computed (``slice(0, 1)``: control only).
+    """
+    n, J = Y.shape
+    arms = slice(0, K) if arms is None else arms
+    ks = np.arange(K)[arms]
+    c = np.zeros(J) if shift is None else shift
+    if name == "ips":
+        S = np.zeros((n, len(ks), J))
+        S -= c
+        resid = Y / p[:, None]
+    else:
+        S = np.array(mu[:, arms, :], dtype=np.float64, copy=True)
+        S -= c
+        if name == "dm":
+            return S
+        rows = np.arange(n)
+        resid = (Y - mu[rows, W, :]) / p[:, None]  # (n, J)
+    # add the importance-weighted residual where the arm is the logged one
+    local = W - ks[0]
+    hit = np.flatnonzero((local >= 0) & (local < len(ks)))
+    S[hit, local[hit], :] += resid[hit]
+    return S
+
+
+def make_estimator(
+    name: str, Y: np.ndarray, W: np.ndarray, p: np.ndarray, mu: np.ndarray | None, K: int
+) -> Estimator:
+    """Prepare an estimator: its centring shift and the control policy's sums over all units.
+
+    Args:
+        Y: outcomes, shape (n, J). W: logged arm index, shape (n,). p: propensity, shape (n,).
+        mu: outcome model, shape (n, K, J), or None (IPS / SNIPS only).
+    """
+    if name not in ESTIMATORS:
+        raise ConfigurationError(
+            f"The 'estimator' parameter must be one of {list(ESTIMATORS)}. Got {name!r} instead."
+        )
+    if name in ("dm", "dr") and mu is None:
+        raise ConfigurationError(
+            f"estimator '{name}' needs outcome-model predictions: pass "
+            "predictions=fit_effects(...).predict(data)"
+        )
+    n, J = Y.shape
+    if name == "snips":
+        shift = Y.mean(axis=0)
+        # control sums: sum w_c, sum w_c y, sum w_c^2, sum w_c^2 y, sum w_c^2 y^2 (y shifted)
+        wc = (W == 0) / p
+        yc = Y - shift
+        cs = np.concatenate(
+            [
+                [wc.sum()],
+                (wc[:, None] * yc).sum(axis=0),
+                [(wc**2).sum()],
+                ((wc**2)[:, None] * yc).sum(axis=0),
+                ((wc**2)[:, None] * yc**2).sum(axis=0),
+            ]
+        )
+        return Estimator(name=name, n_stats=2 + 3 * J, shift=shift, control_sums=cs)
+    # mean-type estimators: control score Γc = S[:, 0, :]
+    S0 = _scores(name, Y, W, p, mu, K, arms=slice(0, 1))[:, 0, :]
+    shift = S0.mean(axis=0) if n else np.zeros(J)
+    g = S0 - shift
+    cs = np.concatenate([g.sum(axis=0), (g**2).sum(axis=0)])
+    return Estimator(name=name, n_stats=3 * J, shift=shift, control_sums=cs)
+
+
+def components(
+    est: Estimator, Y: np.ndarray, W: np.ndarray, p: np.ndarray, mu: np.ndarray | None, K: int
+) -> tuple[np.ndarray, np.ndarray]:
+    """The two arrays every statistic is built from, for a chunk of units.
+
+    Mean-type estimators (dr, ips, dm): (S of shape (n, K, J), the centred per-arm score, and
+    g of shape (n, J), the centred control score ``S[:, 0, :]``).
+    SNIPS: (w of shape (n, K), the importance weight 1{W = k} / p, and y of shape (n, J), the
+    centred outcomes).
+    """
+    if est.name == "snips":
+        w = (W[:, None] == np.arange(K)[None, :]) / p[:, None]
+        return np.ascontiguousarray(w, dtype=np.float64), np.ascontiguousarray(Y - est.shift)
+    S = _scores(est.name, Y, W, p, mu, K, shift=est.shift)
+    return S, np.ascontiguousarray(S[:, 0, :])
+
+
+def statistics(
+    est: Estimator, Y: np.ndarray, W: np.ndarray, p: np.ndarray, mu: np.ndarray | None, K: int
+) -> np.ndarray:
+    """The statistic matrix R for a chunk of units, shape (n_chunk, K, M), float64.
+
+    Mean-type: R = [S, S**2, S * g]. SNIPS: R = [w, w y, w**2, w**2 y, w**2 y**2].
+    """
+    n, J = Y.shape
+    a, b = components(est, Y, W, p, mu, K)
+    R = np.empty((n, K, est.n_stats))
+    if est.name == "snips":
+        w, y = a, b
+        w2 = w**2
+        R[:, :, 0] = w
+        R[:, :, 1 : 1 + J] = w[:, :, None] * y[:, None, :]
+        R[:, :, 1 + J] = w2
+        R[:, :, 2 + J : 2 + 2 * J] = w2[:, :, None] * y[:, None, :]
+        R[:, :, 2 + 2 * J :] = w2[:, :, None] * (y**2)[:, None, :]
+        return R
+    S, g = a, b
+    R[:, :, :J] = S
+    R[:, :, J : 2 * J] = S * S
+    R[:, :, 2 * J :] = S * g[:, None, :]
+    return R
+
+
+def finalize(
+    est: Estimator, sums: np.ndarray, n: int
+) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+    """Value, its standard error, lift vs control and its standard error.
+
+    Args:
+        sums: statistic sums per policy and arm, shape (P, K, M).
+        n: number of units.
+
+    Returns:
+        (value, se, lift, lift_se), each of shape (P, J).
+    """
+    P, K, M = sums.shape
+    J = est.shift.shape[0]
+    tot = sums.sum(axis=1)  # (P, M)
+    dof = max(n - 1, 1)
+    if est.name == "snips":
+        sw, swy = tot[:, :1], tot[:, 1 : 1 + J]
+        sw2, sw2y, sw2y2 = tot[:, 1 + J : 2 + J], tot[:, 2 + J : 2 + 2 * J], tot[:, 2 + 2 * J :]
+        cs = est.control_sums
+        cw, cwy, cw2, cw2y, cw2y2 = cs[0], cs[1 : 1 + J], cs[1 + J], cs[2 + J : 2 + 2 * J], cs[
+            2 + 2 * J :
+        ]
+        with np.errstate(invalid="ignore", divide="ignore"):
+            v = swy / sw  # shifted value, (P, J)
+            vc = cwy / cw
+            wbar, wcbar = sw / n, cw / n
+            # sum of squared influence terms phi_i = w_i (y_i - v) / wbar
+            sphi2 = (sw2y2 - 2 * v * sw2y + v**2 * sw2) / wbar**2
+            sphic2 = (cw2y2 - 2 * vc * cw2y + vc**2 * cw2) / wcbar**2
+            # cross terms only where the policy picks control and the unit was in control
+            x0 = sums[:, 0, :]
+            e2, e1, e0 = x0[:, 1 + J : 2 + J], x0[:, 2 + J : 2 + 2 * J], x0[:, 2 + 2 * J :]
+            scross = (e0 - (v + vc) * e1 + v * vc * e2) / (wbar * wcbar)
+            se = np.sqrt(np.maximum(sphi2, 0.0)) / n
+            lift_se = np.sqrt(np.maximum(sphi2 - 2 * scross + sphic2, 0.0)) / n
+        value = v + est.shift
+        lift = v - vc
+        return value, se, lift, lift_se
+    s1, s2, s3 = tot[:, :J], tot[:, J : 2 * J], tot[:, 2 * J :]
+    c1, c2 = est.control_sums[:J], est.control_sums[J:]
+    mean = s1 / n
+    var = np.maximum(s2 - n * mean**2, 0.0) / dof
+    value = mean + est.shift
+    se = np.sqrt(var / n)
+    lift = (s1 - c1) / n
+    d2 = s2 - 2 * s3 + c2
+    var_d = np.maximum(d2 - n * lift**2, 0.0) / dof
+    lift_se = np.sqrt(var_d / n)
+    return value, se, lift, lift_se
