@@ -116,8 +116,10 @@ def main() -> None:
     ll = np.array([o[2] for o in loop])
     lls = np.array([o[3] for o in loop])
     max_diff = max(
-        np.abs(res.value - lv).max(), np.abs(res.se - ls).max(),
-        np.abs(res.lift - ll).max(), np.abs(res.lift_se - lls).max(),
+        np.abs(res.value - lv).max(),
+        np.abs(res.se - ls).max(),
+        np.abs(res.lift - ll).max(),
+        np.abs(res.lift_se - lls).max(),
     )
     rss = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024  # MiB on Linux
     rate_b = n * P / t_batch

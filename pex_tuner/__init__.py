@@ -39,7 +39,30 @@ _EXPORTS = {
     "evaluate_linear_policies": "pex_tuner.ope",
 }
 
-__all__ = sorted([*_EXPORTS, "__version__"])
+__all__ = [
+    "CateModel",
+    "ConfigurationError",
+    "DataSplit",
+    "EffectPredictions",
+    "ExperimentData",
+    "ExperimentWithTruth",
+    "FeatureSchema",
+    "InputDataError",
+    "LinearUtilityPolicy",
+    "NotFittedError",
+    "PexTunerError",
+    "PolicyEvaluation",
+    "SchemaMismatchError",
+    "__version__",
+    "evaluate",
+    "evaluate_linear_policies",
+    "fit_effects",
+    "load_hillstrom",
+    "load_ihdp",
+    "make_covid",
+    "make_synthetic",
+    "make_synthetic_a",
+]
 
 
 def __getattr__(name: str) -> Any:

@@ -24,9 +24,7 @@ __all__ = ["main"]
 def _parse_outcome(text: str) -> tuple[str, str]:
     name, sep, direction = text.rpartition(":")
     if not sep or not name or direction not in ("max", "min"):
-        raise argparse.ArgumentTypeError(
-            f"--outcome expects NAME:max or NAME:min, got {text!r}"
-        )
+        raise argparse.ArgumentTypeError(f"--outcome expects NAME:max or NAME:min, got {text!r}")
     return name, direction
 
 
@@ -71,9 +69,7 @@ def _format_table(df: pd.DataFrame, truth: dict[str, np.ndarray] | None) -> str:
             row[f"{o} ({r['direction']})"] = cell
             row[f"lift {o}"] = f"{r['lift']:+.3f} ± {1.96 * r['lift_se']:.3f}"
         first = g.iloc[0]
-        row["arm shares"] = " ".join(
-            f"{c[6:-1]}={first[c]:.0%}" for c in share_cols
-        )
+        row["arm shares"] = " ".join(f"{c[6:-1]}={first[c]:.0%}" for c in share_cols)
         rows.append(row)
     return pd.DataFrame(rows).to_string(index=False)
 
@@ -157,7 +153,10 @@ def build_parser() -> argparse.ArgumentParser:
     ev.add_argument("--treatment", required=True)
     ev.add_argument("--control", required=True)
     ev.add_argument(
-        "--outcome", type=_parse_outcome, action="append", required=True,
+        "--outcome",
+        type=_parse_outcome,
+        action="append",
+        required=True,
         help="NAME:max or NAME:min (repeat)",
     )
     ev.add_argument("--features", nargs="*", default=None)

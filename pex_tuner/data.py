@@ -183,9 +183,7 @@ class ExperimentData:
         for opt, role in ((propensity, "propensity"), (unit_id, "unit id")):
             if opt is not None:
                 if opt in roles:
-                    raise InputDataError(
-                        f"column '{opt}' is used both as {roles[opt]} and {role}"
-                    )
+                    raise InputDataError(f"column '{opt}' is used both as {roles[opt]} and {role}")
                 roles[opt] = role
         if features is None:
             feature_names = [str(c) for c in frame.columns if c not in roles]

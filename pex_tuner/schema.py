@@ -46,7 +46,7 @@ class FeatureSchema:
     # ------------------------------------------------------------------ construction
     @classmethod
     def infer(cls, frame: pd.DataFrame, names: Sequence[str]) -> FeatureSchema:
-        """Infer kinds from dtypes: numbers and booleans are numeric, everything else categorical."""
+        """Infer kinds from dtypes: numbers and booleans are numeric, the rest categorical."""
         kinds: list[str] = []
         cats: list[tuple[str, tuple[str, ...]]] = []
         for name in names:
@@ -107,7 +107,8 @@ class FeatureSchema:
                     example = repr(bad.iloc[0]) if len(bad) else "?"
                     raise SchemaMismatchError(
                         f"feature '{name}' must be numeric (it was numeric in the experiment); "
-                        f"got dtype {col.dtype} with {len(bad)} non-numeric value(s), e.g. {example}"
+                        f"got dtype {col.dtype} with {len(bad)} non-numeric value(s), "
+                        f"e.g. {example}"
                     )
                 values = col.to_numpy(dtype=float, na_value=np.nan)
                 n_bad = int((~np.isfinite(values)).sum())

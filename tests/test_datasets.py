@@ -71,7 +71,7 @@ def test_truth_helpers():
     parts = exp.split(random_state=0)
     assert sum(p.data.n_units for p in parts.values()) == 1000
     assert exp.regret(exp.oracle_assignment([1, 0, 0]), [1, 0, 0]) == pytest.approx(0.0)
-    data, po = exp  # unpacks
+    _data, po = exp  # unpacks
     assert po is exp.potential_outcomes
 
 
@@ -103,7 +103,7 @@ def test_ihdp_matches_econml():
 
     for surface, fn in (("A", ihdp_surface_A), ("B", ihdp_surface_B)):
         exp = load_ihdp(surface, random_state=7)
-        Y, T, X, te = fn(random_state=7)
+        Y, _T, _X, te = fn(random_state=7)
         np.testing.assert_allclose(exp.data.Y[:, 0], Y)
         np.testing.assert_allclose(exp.true_effects[:, 1, 0], te)
         assert exp.data.n_units == 747

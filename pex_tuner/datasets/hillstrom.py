@@ -24,7 +24,14 @@ __all__ = ["knn_potential_outcomes", "load_hillstrom", "read_hillstrom_frame"]
 
 HILLSTROM_OUTCOMES = {"visit": "max", "conversion": "max", "spend": "max"}
 HILLSTROM_FEATURES = [
-    "recency", "history_segment", "history", "mens", "womens", "zip_code", "newbie", "channel",
+    "recency",
+    "history_segment",
+    "history",
+    "mens",
+    "womens",
+    "zip_code",
+    "newbie",
+    "channel",
 ]
 
 

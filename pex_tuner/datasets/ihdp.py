@@ -23,9 +23,31 @@ from pex_tuner.errors import ConfigurationError
 __all__ = ["load_ihdp"]
 
 IHDP_FEATURES = [
-    "bw", "b.head", "preterm", "birth.o", "nnhealth", "momage", "sex", "twin", "b.marr",
-    "mom.lths", "mom.hs", "mom.scoll", "cig", "first", "booze", "drugs", "work.dur", "prenatal",
-    "site1", "site2", "site3", "site4", "site5", "site6", "site7",
+    "bw",
+    "b.head",
+    "preterm",
+    "birth.o",
+    "nnhealth",
+    "momage",
+    "sex",
+    "twin",
+    "b.marr",
+    "mom.lths",
+    "mom.hs",
+    "mom.scoll",
+    "cig",
+    "first",
+    "booze",
+    "drugs",
+    "work.dur",
+    "prenatal",
+    "site1",
+    "site2",
+    "site3",
+    "site4",
+    "site5",
+    "site6",
+    "site7",
 ]
 
 

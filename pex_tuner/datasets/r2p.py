@@ -23,15 +23,23 @@ def _sigmoid(z: np.ndarray) -> np.ndarray:
 
 
 def _assemble(
-    X: pd.DataFrame, W: np.ndarray, mu0: np.ndarray, mu1: np.ndarray, Y: np.ndarray,
-    direction: str, name: str,
+    X: pd.DataFrame,
+    W: np.ndarray,
+    mu0: np.ndarray,
+    mu1: np.ndarray,
+    Y: np.ndarray,
+    direction: str,
+    name: str,
 ) -> ExperimentWithTruth:
     frame = X.copy()
     frame["arm"] = np.asarray(_ARMS, dtype=object)[W]
     frame["y"] = Y
     frame["propensity"] = 0.5
     data = ExperimentData.from_frame(
-        frame, treatment="arm", control="control", outcomes={"y": direction},
+        frame,
+        treatment="arm",
+        control="control",
+        outcomes={"y": direction},
         propensity="propensity",
     )
     po = np.stack([mu0, mu1], axis=1)[:, :, None]

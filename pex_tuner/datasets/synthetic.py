@@ -144,9 +144,9 @@ def make_synthetic(
 
     lt = None
     if long_term:
-        lt_tau = 0.5 * tau[:, :, 0] + 1.5 * tau[:, :, 1] + h * 0.1 * k * np.tanh(Xn @ lt_dir)[
-            :, None
-        ]
+        lt_tau = (
+            0.5 * tau[:, :, 0] + 1.5 * tau[:, :, 1] + h * 0.1 * k * np.tanh(Xn @ lt_dir)[:, None]
+        )
         lt_tau[:, 0] = 0.0
         lt = 1.0 + 0.2 * Xn[:, [0]] + lt_tau
 

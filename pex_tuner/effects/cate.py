@@ -133,9 +133,7 @@ class CateModel:
         # In a randomized experiment with fixed design probabilities the empirical shares are
         # the right propensity model; with unit-varying logged propensities, learn them.
         p = data.propensity
-        per_arm_constant = all(
-            np.ptp(p[data.treatment == k]) < 1e-9 for k in range(data.n_arms)
-        )
+        per_arm_constant = all(np.ptp(p[data.treatment == k]) < 1e-9 for k in range(data.n_arms))
         if per_arm_constant:
             return DummyClassifier(strategy="prior")
         return LogisticRegression(max_iter=1000)
@@ -150,7 +148,8 @@ class CateModel:
             from econml.metalearners import XLearner
 
             return XLearner(
-                models=self._base(), propensity_model=self._propensity_model(data),
+                models=self._base(),
+                propensity_model=self._propensity_model(data),
                 categories=cats,
             )
         if self.learner == "s":
@@ -218,7 +217,10 @@ class CateModel:
         self.folds_ = folds
         self.train_fingerprint_ = _fingerprint(data.X, data.treatment)
         self.oof_predictions_ = EffectPredictions(
-            tau=tau, mu=mu0[:, None, :] + tau, arms=data.arms, outcomes=data.outcomes,
+            tau=tau,
+            mu=mu0[:, None, :] + tau,
+            arms=data.arms,
+            outcomes=data.outcomes,
             out_of_fold=True,
         )
         return self
@@ -352,6 +354,9 @@ def fit_effects(
         training units and fold-averaged predictions for new units.
     """
     return CateModel(
-        learner=learner, base_learner=base_learner, n_folds=n_folds,
-        random_state=random_state, progress=progress,
+        learner=learner,
+        base_learner=base_learner,
+        n_folds=n_folds,
+        random_state=random_state,
+        progress=progress,
     ).fit(data)

@@ -18,7 +18,8 @@ class EffectPredictions:
     Attributes:
         tau: effect of each arm vs control, ndarray of shape (n_units, n_arms, n_outcomes);
             the control slice ``tau[:, 0, :]`` is zero.
-        mu: predicted mean outcome under each arm, same shape (``mu[:, k] - mu[:, 0] == tau[:, k]``).
+        mu: predicted mean outcome under each arm, same shape
+            (``mu[:, k] - mu[:, 0] == tau[:, k]``).
         arms: arm labels, control first.
         outcomes: outcome names.
         out_of_fold: True when every unit's prediction comes from models that did not see it.
@@ -58,6 +59,9 @@ class EffectPredictions:
     def subset(self, indices: np.ndarray) -> EffectPredictions:
         idx = np.asarray(indices)
         return EffectPredictions(
-            tau=self.tau[idx], mu=self.mu[idx], arms=self.arms, outcomes=self.outcomes,
+            tau=self.tau[idx],
+            mu=self.mu[idx],
+            arms=self.arms,
+            outcomes=self.outcomes,
             out_of_fold=self.out_of_fold,
         )

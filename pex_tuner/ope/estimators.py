@@ -54,8 +54,14 @@ class Estimator:
 
 
 def _scores(
-    name: str, Y: np.ndarray, W: np.ndarray, p: np.ndarray, mu: np.ndarray | None, K: int,
-    shift: np.ndarray | None = None, arms: slice | None = None,
+    name: str,
+    Y: np.ndarray,
+    W: np.ndarray,
+    p: np.ndarray,
+    mu: np.ndarray | None,
+    K: int,
+    shift: np.ndarray | None = None,
+    arms: slice | None = None,
 ) -> np.ndarray:
     """Per-(unit, arm) scores S - shift of shape (n, K', J) for the mean-type estimators.
 
@@ -180,7 +186,7 @@ def finalize(
     Returns:
         (value, se, lift, lift_se), each of shape (P, J).
     """
-    P, K, M = sums.shape
+    _P, _K, _M = sums.shape
     J = est.shift.shape[0]
     tot = sums.sum(axis=1)  # (P, M)
     dof = max(n - 1, 1)
@@ -188,9 +194,13 @@ def finalize(
         sw, swy = tot[:, :1], tot[:, 1 : 1 + J]
         sw2, sw2y, sw2y2 = tot[:, 1 + J : 2 + J], tot[:, 2 + J : 2 + 2 * J], tot[:, 2 + 2 * J :]
         cs = est.control_sums
-        cw, cwy, cw2, cw2y, cw2y2 = cs[0], cs[1 : 1 + J], cs[1 + J], cs[2 + J : 2 + 2 * J], cs[
-            2 + 2 * J :
-        ]
+        cw, cwy, cw2, cw2y, cw2y2 = (
+            cs[0],
+            cs[1 : 1 + J],
+            cs[1 + J],
+            cs[2 + J : 2 + 2 * J],
+            cs[2 + 2 * J :],
+        )
         with np.errstate(invalid="ignore", divide="ignore"):
             v = swy / sw  # shifted value, (P, J)
             vc = cwy / cw

@@ -134,14 +134,26 @@ def _check_chunk(chunk_size: int) -> None:
 
 
 def _result(
-    est: Estimator, sums: np.ndarray, counts: np.ndarray, data: ExperimentData,
-    names: Sequence[str], confidence: float,
+    est: Estimator,
+    sums: np.ndarray,
+    counts: np.ndarray,
+    data: ExperimentData,
+    names: Sequence[str],
+    confidence: float,
 ) -> PolicyEvaluation:
     value, se, lift, lift_se = finalize(est, sums, data.n_units)
     return PolicyEvaluation(
-        policies=tuple(names), arms=data.arms, outcomes=data.outcomes,
-        directions=data.directions, estimator=est.name, n_units=data.n_units, value=value,
-        se=se, lift=lift, lift_se=lift_se, shares=counts / max(data.n_units, 1),
+        policies=tuple(names),
+        arms=data.arms,
+        outcomes=data.outcomes,
+        directions=data.directions,
+        estimator=est.name,
+        n_units=data.n_units,
+        value=value,
+        se=se,
+        lift=lift,
+        lift_se=lift_se,
+        shares=counts / max(data.n_units, 1),
         confidence=confidence,
     )
 
@@ -181,8 +193,10 @@ def evaluate_linear_policies(
             "linear policies decide from effect predictions: pass predictions="
             "fit_effects(...).predict(data)"
         )
-    if not isinstance(weights, np.ndarray) and len(weights) and isinstance(
-        weights[0], LinearUtilityPolicy
+    if (
+        not isinstance(weights, np.ndarray)
+        and len(weights)
+        and isinstance(weights[0], LinearUtilityPolicy)
     ):
         pols = list(weights)
         W, B = stack_policies(pols)
@@ -206,15 +220,17 @@ def evaluate_linear_policies(
             f"'weights' must have shape (n_policies, {data.n_outcomes}); got {W.shape}"
         )
     if B.shape != (P, data.n_arms):
-        raise ConfigurationError(
-            f"'biases' must have shape ({P}, {data.n_arms}); got {B.shape}"
-        )
+        raise ConfigurationError(f"'biases' must have shape ({P}, {data.n_arms}); got {B.shape}")
     if not (np.isfinite(W).all() and np.isfinite(B).all()):
         raise ConfigurationError("'weights' and 'biases' must be finite")
     if names is None:
         names = [f"policy_{i}" for i in range(P)]
     if len(names) != P:
         raise ConfigurationError(f"'names' has {len(names)} entries for {P} policies")
+    if len(set(names)) != P:
+        raise ConfigurationError(
+            "policy names must be unique; pass names= (policies without a name get policy_<i>)"
+        )
 
     K = data.n_arms
     est = make_estimator(estimator, data.Y, data.treatment, data.propensity, mu, K)
@@ -224,8 +240,12 @@ def evaluate_linear_policies(
     for lo in range(0, data.n_units, int(chunk_size)):
         sl = slice(lo, lo + int(chunk_size))
         first, second = components(
-            est, data.Y[sl], data.treatment[sl], data.propensity[sl],
-            None if mu is None else mu[sl], K,
+            est,
+            data.Y[sl],
+            data.treatment[sl],
+            data.propensity[sl],
+            None if mu is None else mu[sl],
+            K,
         )
         s, c = accumulate_linear(tau[sl], W, B, first, second, snips=est.name == "snips")
         sums += s
@@ -242,7 +262,7 @@ def _assignment_codes(data: ExperimentData, name: str, values: Any) -> np.ndarra
         )
     lookup = {arm: i for i, arm in enumerate(data.arms)}
     uniq, inv = np.unique(a.astype(str), return_inverse=True)
-    unknown = [u for u in uniq if u not in lookup]
+    unknown = [str(u) for u in uniq if u not in lookup]
     if unknown:
         raise InputDataError(
             f"assignments of policy '{name}' hold arm(s) {unknown[:5]} that are not in the "
@@ -306,8 +326,12 @@ def evaluate(
     for lo in range(0, data.n_units, int(chunk_size)):
         sl = slice(lo, lo + int(chunk_size))
         R = statistics(
-            est, data.Y[sl], data.treatment[sl], data.propensity[sl],
-            None if mu is None else mu[sl], K,
+            est,
+            data.Y[sl],
+            data.treatment[sl],
+            data.propensity[sl],
+            None if mu is None else mu[sl],
+            K,
         )
         s, c = accumulate_assignments(A[sl], R)
         sums += s

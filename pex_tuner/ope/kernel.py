@@ -109,8 +109,13 @@ def _snips_kernel(tau, Wt, Bt, w, y, n_blocks):  # pragma: no cover - compiled
 
 
 def accumulate_linear(
-    tau: np.ndarray, W: np.ndarray, B: np.ndarray, first: np.ndarray, second: np.ndarray,
-    *, snips: bool = False,
+    tau: np.ndarray,
+    W: np.ndarray,
+    B: np.ndarray,
+    first: np.ndarray,
+    second: np.ndarray,
+    *,
+    snips: bool = False,
 ) -> tuple[np.ndarray, np.ndarray]:
     """Sums of statistics per (policy, chosen arm) for linear-utility policies.
 
@@ -148,7 +153,7 @@ def accumulate_assignments(A: np.ndarray, R: np.ndarray) -> tuple[np.ndarray, np
     Returns:
         (sums of shape (P, K, M), counts of shape (P, K)).
     """
-    n, K, M = R.shape
+    _n, K, M = R.shape
     P = A.shape[1]
     sums = np.zeros((P, K, M))
     counts = np.zeros((P, K), dtype=np.int64)

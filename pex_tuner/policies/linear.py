@@ -112,8 +112,11 @@ class LinearUtilityPolicy:
         if k > 0:
             b[k] = 1.0
         return cls(
-            weights=tuple([0.0] * len(outcomes)), biases=tuple(b), arms=arms_t,
-            outcomes=tuple(outcomes), name=f"all:{arm}",
+            weights=tuple([0.0] * len(outcomes)),
+            biases=tuple(b),
+            arms=arms_t,
+            outcomes=tuple(outcomes),
+            name=f"all:{arm}",
         )
 
     @classmethod
@@ -137,8 +140,11 @@ class LinearUtilityPolicy:
         sign = np.array([1.0 if d == "max" else -1.0 for d in directions])
         b = np.zeros(len(arms)) if biases is None else biases
         return cls(
-            weights=tuple(sign * p), biases=tuple(b), arms=tuple(arms),
-            outcomes=tuple(outcomes), name=name,
+            weights=tuple(sign * p),
+            biases=tuple(b),
+            arms=tuple(arms),
+            outcomes=tuple(outcomes),
+            name=name,
         )
 
     @classmethod
@@ -173,8 +179,11 @@ class LinearUtilityPolicy:
         b_new = b + (ate - ate[:1]) @ (w * (1.0 - a))
         b_new[0] = 0.0
         return cls(
-            weights=tuple(w * a), biases=tuple(b_new), arms=tuple(arms),
-            outcomes=tuple(outcomes), name=name,
+            weights=tuple(w * a),
+            biases=tuple(b_new),
+            arms=tuple(arms),
+            outcomes=tuple(outcomes),
+            name=name,
         )
 
     # ------------------------------------------------------------------ decisions
@@ -252,8 +261,11 @@ class LinearUtilityPolicy:
         if missing:
             raise InputDataError(f"policy document lacks field(s) {missing}")
         return cls(
-            weights=tuple(d["weights"]), biases=tuple(d["biases"]), arms=tuple(d["arms"]),
-            outcomes=tuple(d["outcomes"]), name=d.get("name"),
+            weights=tuple(d["weights"]),
+            biases=tuple(d["biases"]),
+            arms=tuple(d["arms"]),
+            outcomes=tuple(d["outcomes"]),
+            name=d.get("name"),
         )
 
     def to_json(self) -> str:
