@@ -22,7 +22,7 @@ import numpy as np
 import pandas as pd
 
 from pex_tuner.errors import ConfigurationError, InputDataError
-from pex_tuner.schema import FeatureSchema
+from pex_tuner.schema import FeatureSchema, missing_values_message
 
 __all__ = ["DIRECTIONS", "DataSplit", "ExperimentData"]
 
@@ -277,21 +277,9 @@ class ExperimentData:
         feat_frame = frame[feature_names].copy()
         schema = FeatureSchema.infer(feat_frame, feature_names)
         for name, kind in zip(schema.names, schema.kinds, strict=True):
-            col = feat_frame[name]
-            if kind == "numeric":
-                n_bad = _count_nonfinite(col.to_numpy(dtype=np.float64, na_value=np.nan))
-                if n_bad:
-                    raise InputDataError(
-                        f"feature '{name}' has {n_bad} NaN or infinite value(s); drop or "
-                        "impute them before fitting"
-                    )
-            else:
-                n_na = int(col.isna().sum())
-                if n_na:
-                    raise InputDataError(
-                        f"feature '{name}' has {n_na} missing value(s); drop or impute them "
-                        "before fitting"
-                    )
+            msg = missing_values_message(name, kind, feat_frame[name])
+            if msg:
+                raise InputDataError(msg + "; drop or impute them before fitting")
         X = schema.encode(feat_frame, validate=False)
         feat_frame = feat_frame.reset_index(drop=True)
 

@@ -17,7 +17,7 @@ import pandas as pd
 
 from pex_tuner.errors import InputDataError, SchemaMismatchError
 
-__all__ = ["FeatureSchema"]
+__all__ = ["FeatureSchema", "missing_values_message"]
 
 NUMERIC = "numeric"
 CATEGORICAL = "categorical"
@@ -27,6 +27,15 @@ def _is_numeric(series: pd.Series) -> bool:
     return bool(pd.api.types.is_numeric_dtype(series.dtype)) and not isinstance(
         series.dtype, pd.CategoricalDtype
     )
+
+
+def missing_values_message(name: str, kind: str, col: pd.Series) -> str | None:
+    """Describe NaN / infinite numeric values or missing categories in a feature, if any."""
+    if kind == NUMERIC:
+        n_bad = int((~np.isfinite(col.to_numpy(dtype=np.float64, na_value=np.nan))).sum())
+        return f"feature '{name}' has {n_bad} NaN or infinite value(s)" if n_bad else None
+    n_na = int(col.isna().sum())
+    return f"feature '{name}' has {n_na} missing value(s)" if n_na else None
 
 
 @dataclass(frozen=True)
@@ -100,29 +109,19 @@ class FeatureSchema:
         cmap = self.category_map
         for name, kind in zip(self.names, self.kinds, strict=True):
             col = frame[name]
-            if kind == NUMERIC:
-                if not _is_numeric(col):
-                    converted = pd.to_numeric(col, errors="coerce")
-                    bad = col[converted.isna() & col.notna()]
-                    example = repr(bad.iloc[0]) if len(bad) else "?"
-                    raise SchemaMismatchError(
-                        f"feature '{name}' must be numeric (it was numeric in the experiment); "
-                        f"got dtype {col.dtype} with {len(bad)} non-numeric value(s), "
-                        f"e.g. {example}"
-                    )
-                values = col.to_numpy(dtype=float, na_value=np.nan)
-                n_bad = int((~np.isfinite(values)).sum())
-                if n_bad:
-                    raise SchemaMismatchError(
-                        f"feature '{name}' has {n_bad} NaN or infinite value(s); "
-                        "drop or impute them first"
-                    )
-            else:
-                n_na = int(col.isna().sum())
-                if n_na:
-                    raise SchemaMismatchError(
-                        f"feature '{name}' has {n_na} missing value(s); drop or impute them first"
-                    )
+            if kind == NUMERIC and not _is_numeric(col):
+                converted = pd.to_numeric(col, errors="coerce")
+                bad = col[converted.isna() & col.notna()]
+                example = repr(bad.iloc[0]) if len(bad) else "?"
+                raise SchemaMismatchError(
+                    f"feature '{name}' must be numeric (it was numeric in the experiment); "
+                    f"got dtype {col.dtype} with {len(bad)} non-numeric value(s), "
+                    f"e.g. {example}"
+                )
+            missing_msg = missing_values_message(name, kind, col)
+            if missing_msg:
+                raise SchemaMismatchError(missing_msg + "; drop or impute them first")
+            if kind == CATEGORICAL:
                 seen = set(cmap[name])
                 values = pd.unique(col.astype(str))
                 unseen = sorted(str(v) for v in values if str(v) not in seen)

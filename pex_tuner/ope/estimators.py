@@ -29,7 +29,15 @@ import numpy as np
 
 from pex_tuner.errors import ConfigurationError
 
-__all__ = ["ESTIMATORS", "Estimator", "components", "finalize", "make_estimator", "statistics"]
+__all__ = [
+    "ESTIMATORS",
+    "Estimator",
+    "components",
+    "finalize",
+    "make_estimator",
+    "residual_parts",
+    "statistics",
+]
 
 ESTIMATORS = ("dr", "ips", "snips", "dm")
 
@@ -44,7 +52,8 @@ class Estimator:
         shift: per-outcome centring constant c, shape (n_outcomes,), subtracted from scores
             before squaring so that variances do not suffer cancellation.
         control_sums: sums over all units of the assign-all-control statistics needed by the
-            finalizer, shape depends on the estimator.
+            finalizer; for the mean-type estimators the evaluation loop fills them in from
+            ``control_score_sums`` (zeros until then).
     """
 
     name: str
@@ -123,12 +132,21 @@ def make_estimator(
             ]
         )
         return Estimator(name=name, n_stats=2 + 3 * J, shift=shift, control_sums=cs)
-    # mean-type estimators: control score Γc = S[:, 0, :]
-    S0 = _scores(name, Y, W, p, mu, K, arms=slice(0, 1))[:, 0, :]
-    shift = S0.mean(axis=0) if n else np.zeros(J)
-    g = S0 - shift
-    cs = np.concatenate([g.sum(axis=0), (g**2).sum(axis=0)])
-    return Estimator(name=name, n_stats=3 * J, shift=shift, control_sums=cs)
+    # mean-type estimators: any constant works as the centring shift; the control arm's
+    # outcome (model) mean is close to every policy's value and cheap to compute. The control
+    # policy's sums are accumulated chunk by chunk (see ``control_score_sums``).
+    if n == 0:
+        shift = np.zeros(J)
+    elif name == "ips":
+        shift = Y.mean(axis=0)
+    else:
+        shift = mu[:, 0, :].mean(axis=0)
+    return Estimator(name=name, n_stats=3 * J, shift=shift, control_sums=np.zeros(2 * J))
+
+
+def control_score_sums(g: np.ndarray) -> np.ndarray:
+    """[sum g, sum g**2] over a chunk of centred control scores g of shape (n, J)."""
+    return np.concatenate([g.sum(axis=0), (g * g).sum(axis=0)])
 
 
 def components(
@@ -146,6 +164,30 @@ def components(
         return np.ascontiguousarray(w, dtype=np.float64), np.ascontiguousarray(Y - est.shift)
     S = _scores(est.name, Y, W, p, mu, K, shift=est.shift)
     return S, np.ascontiguousarray(S[:, 0, :])
+
+
+def residual_parts(
+    est: Estimator, Y: np.ndarray, W: np.ndarray, p: np.ndarray, mu: np.ndarray | None
+) -> tuple[np.ndarray, np.ndarray]:
+    """What the fused kernel needs besides mu, for the mean-type estimators.
+
+    The centred score of arm k is ``S[i, k] = (mu[i, k] - c) + 1{W_i = k} r[i]`` (mu taken as 0
+    for IPS), so the kernel can build it on the fly instead of materializing (n, K, J).
+
+    Returns:
+        (r of shape (n, J): the importance-weighted residual (DR), outcome (IPS) or 0 (DM);
+        g of shape (n, J): the centred control score ``S[:, 0, :]``).
+    """
+    n, J = Y.shape
+    if est.name == "dm":
+        r = np.zeros((n, J))
+    elif est.name == "ips":
+        r = Y / p[:, None]
+    else:
+        r = (Y - mu[np.arange(n), W, :]) / p[:, None]
+    base = -est.shift if mu is None or est.name == "ips" else mu[:, 0, :] - est.shift
+    g = np.broadcast_to(base, (n, J)) + np.where((W == 0)[:, None], r, 0.0)
+    return np.ascontiguousarray(r), np.ascontiguousarray(g)
 
 
 def statistics(

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Any
 
 import numpy as np
@@ -16,11 +16,17 @@ from pex_tuner.errors import ConfigurationError, InputDataError
 from pex_tuner.ope.estimators import (
     Estimator,
     components,
+    control_score_sums,
     finalize,
     make_estimator,
+    residual_parts,
     statistics,
 )
-from pex_tuner.ope.kernel import accumulate_assignments, accumulate_linear
+from pex_tuner.ope.kernel import (
+    accumulate_assignments,
+    accumulate_linear_mean,
+    accumulate_linear_snips,
+)
 from pex_tuner.policies.linear import LinearUtilityPolicy, stack_policies
 
 __all__ = ["PolicyEvaluation", "evaluate", "evaluate_linear_policies"]
@@ -237,19 +243,22 @@ def evaluate_linear_policies(
     sums = np.zeros((P, K, est.n_stats))
     counts = np.zeros((P, K), dtype=np.int64)
     tau = predictions.tau
+    control = np.zeros_like(est.control_sums)
     for lo in range(0, data.n_units, int(chunk_size)):
         sl = slice(lo, lo + int(chunk_size))
-        first, second = components(
-            est,
-            data.Y[sl],
-            data.treatment[sl],
-            data.propensity[sl],
-            None if mu is None else mu[sl],
-            K,
-        )
-        s, c = accumulate_linear(tau[sl], W, B, first, second, snips=est.name == "snips")
+        Y, T, p = data.Y[sl], data.treatment[sl], data.propensity[sl]
+        mu_c = None if mu is None or est.name == "ips" else mu[sl]
+        if est.name == "snips":
+            w, y = components(est, Y, T, p, mu_c, K)
+            s, c = accumulate_linear_snips(tau[sl], W, B, w, y)
+        else:
+            r, g = residual_parts(est, Y, T, p, mu_c)
+            s, c = accumulate_linear_mean(tau[sl], W, B, mu_c, T, r, est.shift, g)
+            control += control_score_sums(g)
         sums += s
         counts += c
+    if est.name != "snips":
+        est = replace(est, control_sums=control)
     return _result(est, sums, counts, data, names, confidence)
 
 
@@ -323,6 +332,7 @@ def evaluate(
     est = make_estimator(estimator, data.Y, data.treatment, data.propensity, mu, K)
     sums = np.zeros((A.shape[1], K, est.n_stats))
     counts = np.zeros((A.shape[1], K), dtype=np.int64)
+    control = np.zeros_like(est.control_sums)
     for lo in range(0, data.n_units, int(chunk_size)):
         sl = slice(lo, lo + int(chunk_size))
         R = statistics(
@@ -336,4 +346,8 @@ def evaluate(
         s, c = accumulate_assignments(A[sl], R)
         sums += s
         counts += c
+        if est.name != "snips":  # R[:, 0] holds the control score g and g**2
+            control += R[:, 0, : 2 * data.n_outcomes].sum(axis=0)
+    if est.name != "snips":
+        est = replace(est, control_sums=control)
     return _result(est, sums, counts, data, names, confidence).to_frame()

@@ -17,7 +17,7 @@ from __future__ import annotations
 import numba
 import numpy as np
 
-__all__ = ["accumulate_assignments", "accumulate_linear"]
+__all__ = ["accumulate_assignments", "accumulate_linear_mean", "accumulate_linear_snips"]
 
 
 @numba.njit(inline="always")
@@ -46,8 +46,9 @@ def _choose_arms(tau, Wt, Bt, i, u, best, arm):  # pragma: no cover - compiled
 
 
 @numba.njit(parallel=True, cache=True, nogil=True)
-def _mean_kernel(tau, Wt, Bt, S, g, n_blocks):  # pragma: no cover - compiled
-    # sums per (policy, arm) of [S, S**2, S * g] over the units the policy sends to the arm
+def _mean_kernel(tau, Wt, Bt, mu, T, r, c, g, n_blocks):  # pragma: no cover - compiled
+    # sums per (policy, arm) of [S, S**2, S * g] over the units the policy sends to the arm,
+    # with the centred score S = (mu - c) + 1{T = arm} r built on the fly
     n, K, J = tau.shape
     P = Wt.shape[1]
     acc = np.zeros((n_blocks, P, K, 3 * J))
@@ -60,14 +61,16 @@ def _mean_kernel(tau, Wt, Bt, S, g, n_blocks):  # pragma: no cover - compiled
         best = np.empty(P)
         arm = np.empty(P, dtype=np.int64)
         a = acc[b]
-        c = cnt[b]
+        cn = cnt[b]
         for i in range(lo, hi):
             _choose_arms(tau, Wt, Bt, i, u, best, arm)
+            logged = T[i]
             for p in range(P):
                 k = arm[p]
-                c[p, k] += 1
+                cn[p, k] += 1
+                hit = 1.0 if k == logged else 0.0
                 for j in range(J):
-                    s = S[i, k, j]
+                    s = (mu[i, k, j] - c[j]) + hit * r[i, j]
                     a[p, k, j] += s
                     a[p, k, J + j] += s * s
                     a[p, k, 2 * J + j] += s * g[i, j]
@@ -108,37 +111,66 @@ def _snips_kernel(tau, Wt, Bt, w, y, n_blocks):  # pragma: no cover - compiled
     return acc.sum(axis=0), cnt.sum(axis=0)
 
 
-def accumulate_linear(
+def accumulate_linear_mean(
     tau: np.ndarray,
     W: np.ndarray,
     B: np.ndarray,
-    first: np.ndarray,
-    second: np.ndarray,
-    *,
-    snips: bool = False,
+    mu: np.ndarray | None,
+    T: np.ndarray,
+    r: np.ndarray,
+    c: np.ndarray,
+    g: np.ndarray,
 ) -> tuple[np.ndarray, np.ndarray]:
-    """Sums of statistics per (policy, chosen arm) for linear-utility policies.
+    """Sums of [S, S**2, S * g] per (policy, chosen arm), mean-type estimators (dr, ips, dm).
 
     Args:
-        tau: effects, shape (n, K, J), float64.
-        W: weights, shape (P, J). B: biases, shape (P, K).
-        first, second: the estimator's components (see ``estimators.components``):
-            mean-type (S of shape (n, K, J), g of shape (n, J)); SNIPS (w of shape (n, K),
-            y of shape (n, J)).
-        snips: which of the two kernels to run.
+        tau: effects, shape (n, K, J). W: weights, shape (P, J). B: biases, shape (P, K).
+        mu: outcome model, shape (n, K, J), or None (IPS).
+        T: logged arm index, shape (n,). r, g: from ``estimators.residual_parts``, (n, J).
+        c: centring shift, shape (J,).
 
     Returns:
-        (sums of shape (P, K, M), counts of shape (P, K)), M as in ``estimators.statistics``.
+        (sums of shape (P, K, 3J), counts of shape (P, K)).
     """
     n = tau.shape[0]
     n_blocks = max(1, min(4 * numba.get_num_threads(), n))
-    kernel = _snips_kernel if snips else _mean_kernel
-    return kernel(
-        np.ascontiguousarray(tau, dtype=np.float64),
-        np.ascontiguousarray(np.asarray(W, dtype=np.float64).T),
-        np.ascontiguousarray(np.asarray(B, dtype=np.float64).T),
-        np.ascontiguousarray(first, dtype=np.float64),
-        np.ascontiguousarray(second, dtype=np.float64),
+    f64 = np.float64
+    # IPS has no outcome model: a zero one gives S = -c + 1{T = k} r, exactly its score
+    mu_arr = np.zeros(tau.shape) if mu is None else np.ascontiguousarray(mu, dtype=f64)
+    return _mean_kernel(
+        np.ascontiguousarray(tau, dtype=f64),
+        np.ascontiguousarray(np.asarray(W, f64).T),
+        np.ascontiguousarray(np.asarray(B, f64).T),
+        mu_arr,
+        np.ascontiguousarray(T, dtype=np.int64),
+        np.ascontiguousarray(r, dtype=f64),
+        np.ascontiguousarray(c, dtype=f64),
+        np.ascontiguousarray(g, dtype=f64),
+        n_blocks,
+    )
+
+
+def accumulate_linear_snips(
+    tau: np.ndarray, W: np.ndarray, B: np.ndarray, w: np.ndarray, y: np.ndarray
+) -> tuple[np.ndarray, np.ndarray]:
+    """Sums of [w, w y, w**2, w**2 y, w**2 y**2] per (policy, chosen arm) for SNIPS.
+
+    Args:
+        tau: effects, shape (n, K, J). W: weights, (P, J). B: biases, (P, K).
+        w, y: from ``estimators.components`` for SNIPS: (n, K) weights and (n, J) outcomes.
+
+    Returns:
+        (sums of shape (P, K, 2 + 3J), counts of shape (P, K)).
+    """
+    n = tau.shape[0]
+    n_blocks = max(1, min(4 * numba.get_num_threads(), n))
+    f64 = np.float64
+    return _snips_kernel(
+        np.ascontiguousarray(tau, dtype=f64),
+        np.ascontiguousarray(np.asarray(W, f64).T),
+        np.ascontiguousarray(np.asarray(B, f64).T),
+        np.ascontiguousarray(w, dtype=f64),
+        np.ascontiguousarray(y, dtype=f64),
         n_blocks,
     )
 
