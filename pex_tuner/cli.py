@@ -1,9 +1,12 @@
 """The ``pex-tuner`` command line.
 
 Commands:
-    demo      fit CATE models on the built-in synthetic experiment and print an OPE table of the
-              assign-all baselines and a few linear-utility policies, next to the ground truth.
-    evaluate  the same on your own CSV / Parquet experiment (no ground truth, of course).
+    demo      the offline phase on the built-in synthetic experiment: CATE models, an OPE table
+              next to the ground truth, tuning, Pareto frontier, candidates and report.
+    tune      tune linear-utility policies on your CSV / Parquet experiment (writes frontier.csv,
+              candidates.json, report.html, policy artifacts and the saved tuner).
+    assign    assign arms to new units with a policy artifact.
+    evaluate  fit CATE models and print an OPE table of example policies on your experiment.
 """
 
 from __future__ import annotations
@@ -109,12 +112,28 @@ def _cmd_demo(args: argparse.Namespace) -> int:
 
     truth = make_synthetic(args.n_units, random_state=args.seed)
     print("pex-tuner demo: built-in synthetic experiment (goal, guardrail and cost outcomes)")
+    print("\n== Step 1: CATE models and off-policy evaluation of simple policies ==")
     print(_run_ope_report(truth.data, learner=args.learner, seed=args.seed, truth=truth))
     print(
-        "\nReading the table: each cell is the doubly robust estimate on the test split with its "
-        "95% CI and, because the experiment is simulated, the true value; 'lift' is the paired "
-        "difference to assign-all-control. Personalized policies trade the goal against the "
-        "guardrail in ways no single arm can: the next step (tuning) searches that trade-off."
+        "\nEach cell: doubly robust estimate on the test split with its 95% CI and, because "
+        "the experiment is simulated, the true value; 'lift' is the paired difference to "
+        "assign-all-control."
+    )
+    print(f"\n== Step 2: multi-objective tuning ({args.budget} evaluations, qLogNParEGO) ==")
+    summary = run_tuning(
+        truth.data,
+        out=args.out,
+        budget=args.budget,
+        batch_size=args.batch_size,
+        candidates=args.candidates,
+        seed=args.seed,
+        truth=truth,
+    )
+    _print_tuning_summary(summary, truth.data)
+    print(
+        "\nColumns '<outcome>_true_test' are the true values of each frontier policy on the "
+        "held-out test units. Open report.html for the Pareto front, the with/without-bias "
+        "comparison and the hypervolume trace."
     )
     return 0
 
@@ -134,6 +153,261 @@ def _cmd_evaluate(args: argparse.Namespace) -> int:
     return 0
 
 
+def _parse_guardrail(text: str) -> tuple[str, float]:
+    name, sep, tol = text.rpartition("=")
+    try:
+        value = float(tol.rstrip("%")) / (100.0 if tol.endswith("%") else 1.0)
+    except ValueError:
+        value = float("nan")
+    if not sep or not name or not 0 <= value < 1:
+        raise argparse.ArgumentTypeError(
+            f"--guardrail expects NAME=TOLERANCE with a fraction in [0, 1) or a percentage "
+            f"(retention=0.005 or retention=0.5%), got {text!r}"
+        )
+    return name, value
+
+
+def run_tuning(
+    data,
+    *,
+    out: str,
+    budget: int,
+    batch_size: int,
+    candidates: int,
+    seed: int,
+    guardrails: dict[str, float] | None = None,
+    learner: str = "t",
+    estimator: str = "dr",
+    acquisition: str = "qLogNParEGO",
+    compare_no_bias: bool = True,
+    truth=None,
+    n_folds: int = 5,
+) -> dict:
+    """The whole offline phase: tune, frontier, candidates, artifacts, report, saved tuner.
+
+    Returns a summary dict (paths and tables) and writes into ``out``:
+    frontier.csv, candidates.json, report.html, policies/*.json (+ effects.joblib), tuner/.
+    """
+    import json
+    from pathlib import Path
+
+    from pex_tuner.plotting import (
+        plot_front_comparison,
+        plot_hypervolume,
+        plot_pareto_front,
+        write_report,
+    )
+    from pex_tuner.tuning import OfflineTuner
+
+    out_dir = Path(out)
+    out_dir.mkdir(parents=True, exist_ok=True)
+    t0 = time.perf_counter()
+    print(f"{data!r}", flush=True)
+    tuner = OfflineTuner(
+        data,
+        guardrails=guardrails,
+        learner=learner,
+        estimator=estimator,
+        acquisition=acquisition,
+        batch_size=batch_size,
+        random_state=seed,
+        n_folds=n_folds,
+    )
+    print(
+        f"CATE model ({learner.upper()}-learner) fitted on {len(tuner.split_indices['train'])} "
+        f"train units; policies evaluated by {estimator.upper()} OPE on "
+        f"{len(tuner.split_indices['validation'])} validation units. Parameters: "
+        + ", ".join(f"{k} in [{lo:.3g}, {hi:.3g}]" for k, (lo, hi) in tuner.space.bounds().items()),
+        flush=True,
+    )
+    tuner.run(budget)
+    fronts = {"with biases": tuner.get_pareto_frontier()}
+    traces = {"with biases": tuner.hypervolume_trace()}
+    if compare_no_bias and tuner.space.use_biases:
+        plain = OfflineTuner(
+            data,
+            guardrails=guardrails,
+            learner=learner,
+            estimator=estimator,
+            acquisition=acquisition,
+            batch_size=batch_size,
+            random_state=seed,
+            use_biases=False,
+            effects=tuner.effects,
+            n_folds=n_folds,
+            name="pex_tuner_no_bias",
+        )
+        plain.run(budget)
+        fronts["without biases"] = plain.get_pareto_frontier()
+        traces["without biases"] = plain.hypervolume_trace()
+    front = fronts["with biases"]
+    cand = tuner.select_online_candidates(candidates)
+    paths = tuner.write_artifacts(str(out_dir / "policies"), names=list(front["policy"]))
+    rel = {k: str(Path(v).relative_to(out_dir)) for k, v in paths.items()}
+
+    outs = list(data.outcomes)
+    params = tuner.space.parameter_names
+    table = front[
+        [
+            "policy",
+            "kind",
+            *params,
+            *[c for o in outs for c in (o, f"{o}_se")],
+            *[f"share[{a}]" for a in data.arms],
+        ]
+    ].copy()
+    table.insert(0, "policy_id", table["policy"])
+    table["policy"] = table["policy_id"].map(rel)
+    if truth is not None:
+        test = truth.subset(tuner.split_indices["test"])
+        pred = tuner.effects.predict(test.data)
+        for o_idx, o in enumerate(outs):
+            table[f"{o}_true_test"] = [
+                test.policy_value(tuner.policy(n).assign_index(pred))[o_idx]
+                for n in table["policy_id"]
+            ]
+    table.to_csv(out_dir / "frontier.csv", index=False)
+    cand_doc = {
+        "reference_point": {
+            "policy": "all:" + data.arms[0],
+            **{o: float(tuner.baseline_eval.value[0, j]) for j, o in enumerate(outs)},
+        },
+        "objectives": tuner.config["objectives"],
+        "guardrails": tuner.guardrail_bounds,
+        "subset_hypervolume": float(cand["subset_hypervolume"].iloc[0]),
+        "candidates": [
+            {
+                "policy_id": r["policy"],
+                "artifact": rel[r["policy"]],
+                **{o: r[o] for o in outs},
+                **{f"{o}_se": r[f"{o}_se"] for o in outs},
+            }
+            for r in cand.to_dict("records")
+        ],
+    }
+    (out_dir / "candidates.json").write_text(json.dumps(cand_doc, indent=2))
+    ev = tuner.evaluations()
+    figs = [
+        plot_pareto_front(
+            ev, tuner, frontier=list(front["policy"]), candidates=list(cand["policy"])
+        ),
+        plot_front_comparison(
+            fronts,
+            tuner,
+            baselines=ev[ev["kind"] == "baseline"],
+            title="Pareto fronts with and without biases (PEX Fig. 2, left)",
+        ),
+        plot_hypervolume(traces),
+    ]
+    write_report(
+        out_dir / "report.html",
+        figs,
+        title="pex-tuner: offline tuning report",
+        sections=[
+            repr(tuner),
+            f"Evaluated {tuner.n_evaluations} tuned policies with {acquisition} (batches of "
+            f"{batch_size}); values are {estimator.upper()} OPE estimates on the validation "
+            "split with 95% error bars. Reference point: assign everyone to control.",
+            f"Selected {len(cand)} online candidates: {', '.join(cand['policy'])} "
+            f"(subset hypervolume {cand_doc['subset_hypervolume']:.4g}).",
+        ],
+        tables={"Pareto frontier": table, "Online candidates": cand.drop(columns=params)},
+    )
+    tuner.save(str(out_dir / "tuner"))
+    secs = time.perf_counter() - t0
+    return {"tuner": tuner, "frontier": table, "candidates": cand, "seconds": secs, "out": out_dir}
+
+
+def _print_tuning_summary(summary: dict, data) -> None:
+    outs = list(data.outcomes)
+    cand = summary["candidates"]
+    front = summary["frontier"]
+    cols = ["policy_id", *outs] + [c for c in front.columns if c.endswith("_true_test")]
+    print(f"\nPareto frontier ({len(front)} policies; values on validation):")
+    print(front[cols].round(4).to_string(index=False))
+    print(f"\nOnline candidates (largest hypervolume subset of {len(cand)}):")
+    print(cand[["policy", *outs]].round(4).to_string(index=False))
+    out = summary["out"]
+    print(
+        f"\nWrote {out / 'frontier.csv'}, {out / 'candidates.json'}, {out / 'report.html'}, "
+        f"policy artifacts in {out / 'policies'}, and the saved tuner in {out / 'tuner'} "
+        f"({summary['seconds']:.0f} s)."
+    )
+
+
+def _cmd_tune(args: argparse.Namespace) -> int:
+    from pex_tuner.data import ExperimentData
+
+    data = ExperimentData.from_file(
+        args.data,
+        treatment=args.treatment,
+        control=args.control,
+        outcomes=dict(args.outcome),
+        features=args.features or None,
+        propensity=args.propensity,
+    )
+    summary = run_tuning(
+        data,
+        out=args.out,
+        budget=args.budget,
+        batch_size=args.batch_size,
+        candidates=args.candidates,
+        seed=args.seed,
+        guardrails=dict(args.guardrail or []),
+        learner=args.learner,
+        estimator=args.estimator,
+        acquisition=args.acquisition,
+        compare_no_bias=not args.no_compare,
+    )
+    _print_tuning_summary(summary, data)
+    return 0
+
+
+def _cmd_assign(args: argparse.Namespace) -> int:
+    from pathlib import Path
+
+    from pex_tuner.data import _read_table
+    from pex_tuner.policies import PolicyArtifact
+
+    artifact = PolicyArtifact.load(args.policy)
+    path = Path(args.data)
+    kind = "parquet" if path.suffix.lower() in (".parquet", ".pq") else "csv"
+    frame = _read_table(path, kind)
+    arms = artifact.assign(frame)
+    out = frame.copy()
+    out["arm"] = arms
+    target = Path(args.out)
+    target.parent.mkdir(parents=True, exist_ok=True)
+    tmp = target.with_name(f".{target.name}.tmp")
+    out.to_csv(tmp, index=False)
+    tmp.replace(target)
+    counts = out["arm"].value_counts().reindex(artifact.policy.arms, fill_value=0)
+    print(
+        f"assigned {len(out)} units with policy '{artifact.name}': "
+        + ", ".join(f"{a}={c}" for a, c in counts.items())
+        + f"; wrote {target}"
+    )
+    return 0
+
+
+def _add_data_args(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--data", required=True, help="CSV or Parquet file, one row per unit")
+    p.add_argument("--treatment", required=True, help="column with the arm each unit got")
+    p.add_argument("--control", required=True, help="label of the control arm")
+    p.add_argument(
+        "--outcome",
+        type=_parse_outcome,
+        action="append",
+        required=True,
+        help="NAME:max or NAME:min (repeat for every outcome)",
+    )
+    p.add_argument("--features", nargs="*", default=None, help="default: all other columns")
+    p.add_argument("--propensity", default=None, help="column with logged propensities")
+    p.add_argument("--learner", choices=["t", "x", "s", "dr"], default="t")
+    p.add_argument("--estimator", choices=["dr", "ips", "snips", "dm"], default="dr")
+    p.add_argument("--seed", type=int, default=0)
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="pex-tuner",
@@ -146,7 +420,41 @@ def build_parser() -> argparse.ArgumentParser:
     demo.add_argument("--n-units", type=int, default=20_000)
     demo.add_argument("--seed", type=int, default=0)
     demo.add_argument("--learner", choices=["t", "x", "s", "dr"], default="t")
+    demo.add_argument("--budget", type=int, default=24, help="tuned policies to evaluate")
+    demo.add_argument("--batch-size", type=int, default=4)
+    demo.add_argument("--candidates", type=int, default=3)
+    demo.add_argument("--out", default="pex_tuner_demo", help="output folder")
     demo.set_defaults(func=_cmd_demo)
+
+    tune = sub.add_parser("tune", help="tune linear-utility policies on an experiment file")
+    _add_data_args(tune)
+    tune.add_argument("--budget", type=int, default=48, help="tuned policies to evaluate")
+    tune.add_argument("--batch-size", type=int, default=4, help="q: trials per batch")
+    tune.add_argument("--candidates", type=int, default=4, help="online candidates to select")
+    tune.add_argument(
+        "--guardrail",
+        type=_parse_guardrail,
+        action="append",
+        help="NAME=TOL: outcome kept as a constraint, may degrade at most TOL vs control",
+    )
+    tune.add_argument(
+        "--acquisition",
+        choices=["qLogNParEGO", "qLogNEHVI", "qLogNEI", "sobol"],
+        default="qLogNParEGO",
+    )
+    tune.add_argument(
+        "--no-compare",
+        action="store_true",
+        help="skip the second, no-bias tuning run used for the comparison plot",
+    )
+    tune.add_argument("--out", required=True, help="output folder")
+    tune.set_defaults(func=_cmd_tune)
+
+    assign = sub.add_parser("assign", help="assign arms to new units with a policy artifact")
+    assign.add_argument("--policy", required=True, help="policy artifact JSON")
+    assign.add_argument("--data", required=True, help="CSV or Parquet of units (features)")
+    assign.add_argument("--out", required=True, help="output CSV: the input plus a column 'arm'")
+    assign.set_defaults(func=_cmd_assign)
 
     ev = sub.add_parser("evaluate", help="fit CATE models and evaluate example policies")
     ev.add_argument("--data", required=True, help="CSV or Parquet file, one row per unit")

@@ -12,7 +12,8 @@ The generating process (all seeded by ``random_state``):
   random direction v_k. The goal rises with ``relu(s_k)`` (units with high score respond), the
   guardrail *falls* with ``relu(s_k)`` for the same units while it rises a little elsewhere:
   the arm that wins the goal on average hurts the guardrail for part of the population, as
-  with a UX layout that lifts clicks but loses some users. Cost grows with the goal lift.
+  with a UX layout that lifts clicks but loses some users. Every treatment saves a little cost
+  (-0.1) but cost grows with the goal lift (+0.4 per unit of lift), so cost too trades off.
   ``heterogeneity`` scales every x-dependent part of the effects (0 gives constant effects);
 * observed outcome: the mean potential outcome plus N(0, noise^2) noise per outcome;
 * long-term outcome (not logged): ``0.5 * engagement effect + 1.5 * retention effect`` plus its
@@ -131,7 +132,7 @@ def make_synthetic(
     tau[:, :, 0] = ate_goal + h * 0.6 * (_relu(S) - _relu(S).mean(axis=0))
     tau[:, :, 1] = ate_guard + h * (0.15 * _relu(-S) - 0.45 * _relu(S))
     if n_outcomes > 2:
-        tau[:, :, 2] = 0.05 * k + 0.4 * _relu(tau[:, :, 0])
+        tau[:, :, 2] = -0.1 + 0.4 * _relu(tau[:, :, 0])
     for j in range(3, n_outcomes):
         tau[:, :, j] = 0.05 * k * np.sign(np.sin(k + j)) + h * 0.3 * np.tanh(
             Xn @ extra_dirs[j - 3].T

@@ -51,6 +51,9 @@ def default_base_learner(random_state: int | None = None) -> Any:
         colsample_bytree=0.9,
         reg_lambda=1.0,
         random_state=random_state,
+        # one thread per model: experiment-sized fits are too small to gain from threads, and
+        # OpenMP busy-waiting next to other busy processes slows them by an order of magnitude
+        n_jobs=1,
         verbose=-1,
     )
 

@@ -29,7 +29,12 @@ from pex_tuner.ope.kernel import (
 )
 from pex_tuner.policies.linear import LinearUtilityPolicy, stack_policies
 
-__all__ = ["PolicyEvaluation", "evaluate", "evaluate_linear_policies"]
+__all__ = [
+    "PolicyEvaluation",
+    "evaluate",
+    "evaluate_assignments",
+    "evaluate_linear_policies",
+]
 
 DEFAULT_CHUNK = 1 << 16
 
@@ -280,7 +285,7 @@ def _assignment_codes(data: ExperimentData, name: str, values: Any) -> np.ndarra
     return np.array([lookup[u] for u in uniq], dtype=np.int64)[inv.ravel()]
 
 
-def evaluate(
+def evaluate_assignments(
     data: ExperimentData,
     assignments: Any,
     *,
@@ -288,7 +293,7 @@ def evaluate(
     estimator: str = "dr",
     confidence: float = 0.95,
     chunk_size: int = DEFAULT_CHUNK,
-) -> pd.DataFrame:
+) -> PolicyEvaluation:
     """Off-policy value of one or several policies on a logged experiment.
 
     Args:
@@ -302,9 +307,7 @@ def evaluate(
         chunk_size: units per chunk.
 
     Returns:
-        Tidy DataFrame, one row per policy and outcome, with columns policy, outcome,
-        direction, estimator, value, se, ci_low, ci_high, lift, lift_se, lift_ci_low,
-        lift_ci_high, n_units and ``share[<arm>]`` for each arm.
+        PolicyEvaluation with arrays of shape (n_policies, n_outcomes).
     """
     _check_confidence(confidence)
     _check_chunk(chunk_size)
@@ -350,4 +353,40 @@ def evaluate(
             control += R[:, 0, : 2 * data.n_outcomes].sum(axis=0)
     if est.name != "snips":
         est = replace(est, control_sums=control)
-    return _result(est, sums, counts, data, names, confidence).to_frame()
+    return _result(est, sums, counts, data, names, confidence)
+
+
+def evaluate(
+    data: ExperimentData,
+    assignments: Any,
+    *,
+    predictions: EffectPredictions | None = None,
+    estimator: str = "dr",
+    confidence: float = 0.95,
+    chunk_size: int = DEFAULT_CHUNK,
+) -> pd.DataFrame:
+    """Off-policy value of one or several policies on a logged experiment, as a table.
+
+    Args:
+        data: the logged experiment.
+        assignments: one array of arm labels per unit (shape (n_units,)), or a mapping of
+            policy name to such arrays; a mapping value may also be a LinearUtilityPolicy,
+            which is then assigned from ``predictions``.
+        predictions: effect predictions for the same units; required by ``"dr"`` and ``"dm"``.
+        estimator: ``"dr"`` (default), ``"ips"``, ``"snips"`` or ``"dm"``.
+        confidence: level of the intervals (0.95).
+        chunk_size: units per chunk.
+
+    Returns:
+        Tidy DataFrame, one row per policy and outcome, with columns policy, outcome,
+        direction, estimator, value, se, ci_low, ci_high, lift, lift_se, lift_ci_low,
+        lift_ci_high, n_units and ``share[<arm>]`` for each arm.
+    """
+    return evaluate_assignments(
+        data,
+        assignments,
+        predictions=predictions,
+        estimator=estimator,
+        confidence=confidence,
+        chunk_size=chunk_size,
+    ).to_frame()

@@ -1,5 +1,17 @@
 """Figures (plotly). Leaf package: functions take results and return figures."""
 
 from pex_tuner.plotting.ope import plot_policy_values
+from pex_tuner.plotting.pareto import (
+    plot_front_comparison,
+    plot_hypervolume,
+    plot_pareto_front,
+    write_report,
+)
 
-__all__ = ["plot_policy_values"]
+__all__ = [
+    "plot_front_comparison",
+    "plot_hypervolume",
+    "plot_pareto_front",
+    "plot_policy_values",
+    "write_report",
+]

@@ -1,0 +1,269 @@
+"""Offline tuning: policy space, the Ax loop with qLogNParEGO, frontier, candidates, storage."""
+
+from __future__ import annotations
+
+import itertools
+import os
+
+import numpy as np
+import pytest
+
+from pex_tuner.datasets import make_synthetic
+from pex_tuner.errors import ConfigurationError, InputDataError
+from pex_tuner.policies import LinearUtilityPolicy
+from pex_tuner.tuning import OfflineTuner, PolicySpace, hypervolume, select_subset
+from pex_tuner.tuning.frontier import pareto_mask, to_max_space
+
+
+@pytest.fixture(scope="module")
+def exp():
+    return make_synthetic(3000, random_state=2)
+
+
+@pytest.fixture(scope="module")
+def tuner(exp):
+    t = OfflineTuner(
+        exp.data, batch_size=4, init_trials=6, n_folds=2, random_state=0, progress=False
+    )
+    t.run(14)
+    return t
+
+
+def test_space_normalization_and_ranges(fitted):
+    _, pred = fitted
+    dirs = ("max", "max", "min")
+    space = PolicySpace.from_predictions(pred, dirs)
+    # J + K - 2 free parameters: 2 weights and 3 biases
+    assert space.parameter_names == ["w_1", "w_2", "b_1", "b_2", "b_3"]
+    b = space.bounds()
+    assert b["w_1"][0] == 0 and b["w_1"][1] > 0  # max outcome: positive weight
+    assert b["w_2"][1] == 0 and b["w_2"][0] < 0  # min outcome: negative weight
+    s = pred.tau[:, 1:].std(axis=(0, 1))
+    assert b["w_1"][1] == pytest.approx(4 * s[0] / s[1])
+    pol = space.to_policy({"w_1": 0.5, "w_2": -0.2, "b_1": 0.1, "b_2": 0.0, "b_3": -0.3})
+    assert pol.weights == (1.0, 0.5, -0.2) and pol.biases == (0.0, 0.1, 0.0, -0.3)
+    plain = PolicySpace.from_predictions(pred, dirs, use_biases=False)
+    assert plain.parameter_names == ["w_1", "w_2"]
+    shrink = PolicySpace.from_predictions(pred, dirs, parameterization="shrinkage")
+    assert shrink.parameter_names[-3:] == ["alpha_0", "alpha_1", "alpha_2"]
+    p = {
+        "w_1": 1.0,
+        "w_2": -1.0,
+        "b_1": 0,
+        "b_2": 0,
+        "b_3": 0,
+        "alpha_0": 1,
+        "alpha_1": 1,
+        "alpha_2": 1,
+    }
+    assert shrink.to_policy(p).weights == (1.0, 1.0, -1.0)
+    assert PolicySpace.from_dict(space.to_dict()) == space
+    with pytest.raises(ConfigurationError, match=r"The 'parameterization' parameter"):
+        PolicySpace.from_predictions(pred, dirs, parameterization="spline")
+
+
+def test_acquisition_in_use_is_qlognparego(tuner):
+    from botorch.acquisition.multi_objective.parego import qLogNParEGO
+
+    assert tuner.acquisition_in_use is qLogNParEGO
+    nodes = [r["node"] for r in tuner.records if r["kind"] == "tuned"]
+    assert nodes[:6] == ["Sobol"] * 6 and set(nodes[6:]) == {"BoTorch"}
+    assert tuner.n_evaluations == 14
+
+
+def test_baselines_are_attached_and_evaluated_by_the_same_metric(tuner):
+    ev = tuner.evaluations()
+    base = ev[ev["kind"] == "baseline"].set_index("policy")
+    assert list(base.index) == [f"all:{a}" for a in tuner.data.arms]
+    for k, a in enumerate(tuner.data.arms):
+        assert base.loc[f"all:{a}", f"share[{a}]"] == 1.0
+    # baselines are real Ax arms with the same numbers
+    exp_data = tuner.client._experiment.lookup_data().df
+    row = exp_data[
+        (exp_data["arm_name"] == "all:control") & (exp_data["metric_name"] == "engagement")
+    ]
+    assert row["mean"].iloc[0] == pytest.approx(base.loc["all:control", "engagement"])
+    np.testing.assert_allclose(
+        tuner.reference_point, to_max_space(tuner.baseline_eval.value[0], ("max", "max", "min"))
+    )
+
+
+def test_frontier_is_non_dominated_with_standard_errors(tuner):
+    front = tuner.get_pareto_frontier()
+    ev = tuner.evaluations()
+    objs = ["engagement", "retention", "cost"]
+    Y = to_max_space(ev[objs].to_numpy(), ("max", "max", "min"))
+    F = to_max_space(front[objs].to_numpy(), ("max", "max", "min"))
+    for f in F:  # nothing evaluated dominates a frontier point
+        assert not ((Y >= f).all(axis=1) & (Y > f).any(axis=1)).any()
+    assert len(front) == int(pareto_mask(Y).sum())
+    assert (front[[f"{o}_se" for o in objs]] > 0).all().all()
+    assert {"w_1", "b_1", "share[control]"} <= set(front.columns)
+    pred = tuner.get_pareto_frontier(use_model_predictions=True)
+    assert len(pred) >= 1 and (pred["engagement_se"] > 0).all()
+
+
+def test_candidates_maximize_hypervolume(tuner):
+    cand = tuner.select_online_candidates(2)
+    front = tuner.get_pareto_frontier()
+    front = front[front["kind"] != "baseline"]
+    Y = to_max_space(front[["engagement", "retention", "cost"]].to_numpy(), ("max", "max", "min"))
+    best = max(
+        hypervolume(Y[list(s)], tuner.reference_point)
+        for s in itertools.combinations(range(len(Y)), min(2, len(Y)))
+    )
+    assert cand["subset_hypervolume"].iloc[0] == pytest.approx(best)
+    assert len(cand) == min(2, len(Y))
+
+
+def test_select_subset_exact_and_greedy():
+    rng = np.random.default_rng(0)
+    Y = rng.uniform(size=(12, 2))
+    Y = Y[pareto_mask(Y)] if pareto_mask(Y).sum() >= 3 else Y
+    ref = np.zeros(2)
+    idx = select_subset(Y, ref, 3)
+    best = max(hypervolume(Y[list(s)], ref) for s in itertools.combinations(range(len(Y)), 3))
+    assert hypervolume(Y[idx], ref) == pytest.approx(best)
+    big = rng.uniform(size=(60, 3))
+    g = select_subset(big, np.zeros(3), 5)  # greedy path (C(60, 5) subsets is too many)
+    assert len(set(g.tolist())) == 5
+    # hypervolume of a known set: two boxes of area 1 overlapping in 0.25
+    assert hypervolume(np.array([[1.0, 0.5], [0.5, 1.0]]), np.zeros(2)) == pytest.approx(0.75)
+
+
+def test_hypervolume_trace_is_monotone(tuner):
+    tr = tuner.hypervolume_trace()
+    assert len(tr) == tuner.n_evaluations
+    assert (np.diff(tr["hypervolume"]) >= -1e-12).all()
+
+
+def test_save_load_directory_continues(tuner, exp, tmp_path):
+    tuner.save(str(tmp_path / "t"))
+    again = OfflineTuner.load(str(tmp_path / "t"), exp.data)
+    assert again.n_evaluations == tuner.n_evaluations
+    assert again.space == tuner.space
+    again.run(2)
+    assert again.n_evaluations == tuner.n_evaluations + 2
+    from botorch.acquisition.multi_objective.parego import qLogNParEGO
+
+    assert again.acquisition_in_use is qLogNParEGO
+    other = make_synthetic(3000, random_state=3)
+    with pytest.raises(InputDataError, match="fingerprint mismatch"):
+        OfflineTuner.load(str(tmp_path / "t"), other.data)
+    with pytest.raises(InputDataError, match="is not a saved tuner"):
+        OfflineTuner.load(str(tmp_path / "nothing"), exp.data)
+
+
+def test_save_load_sqlite(tuner, exp, tmp_path):
+    url = f"sqlite:///{tmp_path / 'tuners.db'}"
+    tuner.save_to_db(url)
+    again = OfflineTuner.load_from_db(exp.data, url)
+    assert again.n_evaluations == tuner.n_evaluations
+    again.run(1)
+    assert again.n_evaluations == tuner.n_evaluations + 1
+    with pytest.raises(InputDataError, match="no tuner named 'other'"):
+        OfflineTuner.load_from_db(exp.data, url, name="other")
+
+
+def _postgres_url() -> str | None:
+    url = os.environ.get(
+        "PEX_TEST_POSTGRES_URL", "postgresql+psycopg://postgres@127.0.0.1:5432/test"
+    )
+    try:
+        import sqlalchemy as sa
+
+        engine = sa.create_engine(url)
+        with engine.connect():
+            pass
+        engine.dispose()
+        return url
+    except Exception:  # noqa: BLE001 - any failure means "no server here"
+        return None
+
+
+def test_save_load_postgresql(tuner, exp):
+    url = _postgres_url()
+    if url is None:
+        pytest.skip("no PostgreSQL server reachable at 127.0.0.1:5432 (database test)")
+    import sqlalchemy as sa
+
+    engine = sa.create_engine(url)
+    with engine.begin() as conn:  # a clean slate for Ax's and our tables
+        conn.execute(sa.text("DROP SCHEMA public CASCADE; CREATE SCHEMA public"))
+    engine.dispose()
+    tuner.save_to_db(url)
+    again = OfflineTuner.load_from_db(exp.data, url)
+    assert again.n_evaluations == tuner.n_evaluations
+    assert [r["policy"] for r in again.records] == [r["policy"] for r in tuner.records]
+
+
+def test_guardrails_become_constraints(exp):
+    t = OfflineTuner(
+        exp.data,
+        guardrails={"retention": 0.01},
+        batch_size=3,
+        init_trials=3,
+        n_folds=2,
+        progress=False,
+    )
+    assert t.config["objectives"] == ["engagement", "cost"]
+    control = t.baseline_eval.value[0, 1]
+    assert t.guardrail_bounds["retention"] == pytest.approx(control - 0.01 * abs(control))
+    t.run(3)
+    oc = t.client._experiment.optimization_config.outcome_constraints
+    assert len(oc) == 1 and oc[0].bound == pytest.approx(t.guardrail_bounds["retention"])
+    ev = t.evaluations()
+    assert (ev["feasible"] == (ev["retention"] >= t.guardrail_bounds["retention"])).all()
+
+
+@pytest.mark.parametrize(
+    "kwargs, pattern",
+    [
+        (dict(guardrails={"revenue": 0.1}), r"guardrail 'revenue' is not an outcome"),
+        (dict(guardrails={"retention": 5}), r"tolerance must be a fraction in \[0, 1\)"),
+        (dict(objectives=["engagement"]), r"needs at least two objectives"),
+        (dict(acquisition="random"), r"The 'acquisition' parameter must be one of"),
+        (
+            dict(objectives=["retention"], guardrails={"retention": 0.1}),
+            r"cannot be both an objective and a guardrail",
+        ),
+    ],
+)
+def test_invalid_tuner_configuration(exp, kwargs, pattern):
+    with pytest.raises(ConfigurationError, match=pattern):
+        OfflineTuner(exp.data, n_folds=2, progress=False, **kwargs)
+
+
+def test_qlognehvi_option_and_no_bias(exp, tuner):
+    from botorch.acquisition.multi_objective.logei import (
+        qLogNoisyExpectedHypervolumeImprovement,
+    )
+
+    t = OfflineTuner(
+        exp.data,
+        acquisition="qLogNEHVI",
+        use_biases=False,
+        batch_size=2,
+        init_trials=3,
+        effects=tuner.effects,
+        n_folds=2,
+        progress=False,
+    )
+    t.run(4)
+    assert t.acquisition_in_use is qLogNoisyExpectedHypervolumeImprovement
+    assert t.space.parameter_names == ["w_1", "w_2"]
+    # without biases the baselines cannot be parameters: kept as reference arms only
+    assert "all:control" not in set(t.client._experiment.arms_by_name)
+    assert "all:control" in set(t.evaluations()["policy"])
+
+
+def test_attached_policy_is_an_alternative_arm(exp, tuner):
+    d = exp.data
+    pol = LinearUtilityPolicy((1.0, 2.0, -1.0), (0, 0, 0, 0), d.arms, d.outcomes)
+    tuner.attach_policy("hand-tuned", pol)
+    ev = tuner.evaluations().set_index("policy")
+    assert ev.loc["hand-tuned", "kind"] == "attached"
+    direct = tuner.metric.evaluate([pol], names=["x"])
+    assert ev.loc["hand-tuned", "engagement"] == pytest.approx(direct.value[0, 0])
+    with pytest.raises(ConfigurationError, match="already exists"):
+        tuner.attach_policy("hand-tuned", pol)
