@@ -104,7 +104,7 @@ def run_seed(seed: int, args) -> dict:
     data = exp.data
     dirs = data.directions
     effects = None
-    res: dict = {"hv": {}, "batches": {}, "ref_hv": {}}
+    res: dict = {"hv": {}, "batches": {}, "ref_hv": {}, "sobol_init": {}, "init_trials": {}}
     test_idx = None
     tau = po = ref = None
     for use_biases in (True, False):
@@ -146,6 +146,8 @@ def run_seed(seed: int, args) -> dict:
             key = (method, use_biases)
             res["hv"][key] = {c: hypervolume(Y[:c], ref) for c in args.checkpoints}
             res["batches"][key] = batch_times(tuned)
+            res["sobol_init"][key] = sum(r.get("node") == "Sobol" for r in tuned)
+            res["init_trials"][use_biases] = tuner.config["init_trials"]
             log(
                 f"seed {seed}: {LABELS[method]:<11} biases={use_biases!s:<5} "
                 f"{len(tuned)} evals in {time.perf_counter() - t0:6.1f}s, true HV "
@@ -178,19 +180,40 @@ def main() -> None:
     ap.add_argument("--batch-size", type=int, default=8)
     ap.add_argument("--folds", type=int, default=3, help="cross-fitting folds of the CATE model")
     ap.add_argument("--reference", type=int, default=2000, help="Sobol points of the reference")
+    ap.add_argument(
+        "--threads", type=int, default=1, help="torch intra-op threads (0: leave torch's default)"
+    )
     ap.add_argument("--out", type=str, default=None, help="write a markdown report here")
     args = ap.parse_args()
     args.checkpoints = [c for c in (16, 32, 64) if c < args.budget] + [args.budget]
 
+    import torch
+
+    if args.threads > 0:
+        torch.set_num_threads(args.threads)
+    args.torch_threads = torch.get_num_threads()
+
     t_start = time.perf_counter()
-    results = {}
-    for seed in args.seeds:
+    results: dict = {}
+    text = ""
+    for i, seed in enumerate(args.seeds):
         log(f"seed {seed}: start (n = {args.n:,})")
         results[seed] = run_seed(seed, args)
         log(f"seed {seed}: done in {results[seed]['seconds']:.0f}s")
-    wall = time.perf_counter() - t_start
+        done = i + 1 == len(args.seeds)
+        text = render(args, results, time.perf_counter() - t_start, partial=not done)
+        if args.out:  # rewritten after every seed, so that a long run leaves partial results
+            os.makedirs(os.path.dirname(os.path.abspath(args.out)), exist_ok=True)
+            with open(args.out, "w") as f:
+                f.write(text)
+    print(text)
 
-    seeds, last = args.seeds, args.checkpoints[-1]
+
+def render(args, results: dict, wall: float, *, partial: bool) -> str:
+    """The markdown report of the seeds in ``results``."""
+    import torch
+
+    seeds, last = list(results), args.checkpoints[-1]
 
     def hv(method: str, biases: bool, c: int) -> list[float]:
         return [results[s]["hv"][(method, biases)][c] for s in seeds]
@@ -198,9 +221,15 @@ def main() -> None:
     def ref_hv(biases: bool) -> list[float]:
         return [results[s]["ref_hv"][biases] for s in seeds]
 
-    cmd = "python " + " ".join([os.path.relpath(sys.argv[0]), *sys.argv[1:]])
-    import torch
+    # hypervolumes are small numbers: show them in a unit of the reference's magnitude
+    top = max(max(ref_hv(True)), max(ref_hv(False)), 1e-300)
+    e = int(np.floor(np.log10(top)))
+    unit = 10.0**e
 
+    def f(values: list[float]) -> str:
+        return fmt([v / unit for v in values], 3)
+
+    cmd = "python " + " ".join([os.path.relpath(sys.argv[0]), *sys.argv[1:]])
     lines = [
         "# Tuning benchmark: true hypervolume of tuned policies on make_synthetic",
         "",
@@ -208,8 +237,18 @@ def main() -> None:
         "",
         f"Total wall time: {wall / 60:.1f} min ({wall:.0f} s).",
         "",
+        *(
+            [
+                f"**Partial results**: {len(seeds)} of {len(args.seeds)} seeds done; the run "
+                "rewrites this file after every seed.",
+                "",
+            ]
+            if partial
+            else []
+        ),
         f"Machine: {platform.machine()}, {os.cpu_count()} logical cores (shared), Python "
-        f"{platform.python_version()}, numpy {np.__version__}, torch {torch.__version__}.",
+        f"{platform.python_version()}, numpy {np.__version__}, torch {torch.__version__} "
+        f"({args.torch_threads} intra-op thread(s)).",
         f"Setting: `make_synthetic({args.n:,}, random_state=seed)` (4 arms; objectives "
         "engagement max, retention max, cost min), seeds "
         f"{', '.join(map(str, seeds))}; T-learner CATE model with {args.folds} folds fitted once "
@@ -219,6 +258,16 @@ def main() -> None:
         "reference point: true value of assign-all-control on the test split. Hypervolume in "
         "maximization space (cost negated).",
         "",
+        f"Hypervolumes are shown in units of 1e{e} (true HV / 1e{e}).",
+        *(
+            [
+                "",
+                f"n reduced from the default 20,000 to {args.n:,} to keep the run time down.",
+            ]
+            if args.n < 20_000
+            else []
+        ),
+        "",
         "## True hypervolume after n evaluations (mean ± std over seeds)",
         "",
         "| method | biases | " + " | ".join(f"HV @ {c}" for c in args.checkpoints) + " |",
@@ -226,25 +275,25 @@ def main() -> None:
     ]
     for biases in (True, False):
         for method in METHODS:
-            cells = " | ".join(fmt(hv(method, biases, c)) for c in args.checkpoints)
+            cells = " | ".join(f(hv(method, biases, c)) for c in args.checkpoints)
             lines.append(f"| {LABELS[method]} | {'yes' if biases else 'no'} | {cells} |")
-        cells = " | ".join([""] * (len(args.checkpoints) - 1) + [fmt(ref_hv(biases))])
+        cells = " | ".join([""] * (len(args.checkpoints) - 1) + [f(ref_hv(biases))])
         lines.append(
             f"| Sobol-{args.reference} reference ({args.reference:,} evals) | "
             f"{'yes' if biases else 'no'} | {cells} |"
         )
     lines += [
         "",
-        "Per seed, true HV at the last checkpoint:",
+        f"Per seed, true HV at the last checkpoint (units of 1e{e}):",
         "",
         "| method | biases | " + " | ".join(f"seed {s}" for s in seeds) + " |",
         "| --- | --- | " + " | ".join("---:" for _ in seeds) + " |",
     ]
     for biases in (True, False):
         for method in METHODS:
-            cells = " | ".join(f"{v:.4f}" for v in hv(method, biases, last))
+            cells = " | ".join(f"{v / unit:.3f}" for v in hv(method, biases, last))
             lines.append(f"| {LABELS[method]} | {'yes' if biases else 'no'} | {cells} |")
-        cells = " | ".join(f"{v:.4f}" for v in ref_hv(biases))
+        cells = " | ".join(f"{v / unit:.3f}" for v in ref_hv(biases))
         lines.append(f"| Sobol-{args.reference} | {'yes' if biases else 'no'} | {cells} |")
 
     lines += [
@@ -268,8 +317,19 @@ def main() -> None:
         "",
         "Wall time of generating one batch of candidates (`batch_seconds`; one value per batch; "
         f"{args.budget // args.batch_size} batches per run). Model batches are those that "
-        "contain at least one trial from the BoTorch node (the first batch or two are Sobol "
-        "initialization: 10 trials with biases, 5 without).",
+        "contain at least one trial from the BoTorch (acquisition) node; the others are Sobol "
+        "initialization. Sobol initialization trials actually run per qLogNParEGO / qLogNEHVI "
+        "run: "
+        + "; ".join(
+            f"{'with' if b else 'without'} biases "
+            + "/".join(
+                str(sorted({results[s]["sobol_init"][(m, b)] for s in seeds}))
+                for m in ("qLogNParEGO", "qLogNEHVI")
+            )
+            + f" (configured `init_trials` = {results[seeds[0]]['init_trials'][b]})"
+            for b in (True, False)
+        )
+        + ".",
         "",
         "| method | biases | all batches | model batches only |",
         "| --- | --- | ---: | ---: |",
@@ -306,21 +366,17 @@ def main() -> None:
         f"(per seed {', '.join(f'{x:.3f}' for x in ratios[True])}) — {met(t1)}. "
         f"Without biases: mean ratio {ratios[False].mean():.3f} — "
         f"{'met' if ratios[False].mean() >= 0.95 else 'not met'}.",
-        f"2. qLogNParEGO @ {last} beats Sobol @ {last} (with biases): {pe_b.mean():.4f} vs "
-        f"{so_b.mean():.4f}, higher in {int((pe_b > so_b).sum())}/{len(seeds)} seeds — "
-        f"{met(t2)}. Without biases: {pe_nb.mean():.4f} vs {so_nb.mean():.4f}, higher in "
+        f"2. qLogNParEGO @ {last} beats Sobol @ {last} (with biases): {pe_b.mean() / unit:.3f} "
+        f"vs {so_b.mean() / unit:.3f} (1e{e}), higher in {int((pe_b > so_b).sum())}/{len(seeds)} "
+        f"seeds — {met(t2)}. Without biases: {pe_nb.mean() / unit:.3f} vs "
+        f"{so_nb.mean() / unit:.3f}, higher in "
         f"{int((pe_nb > so_nb).sum())}/{len(seeds)} seeds.",
-        f"3. With biases beats without biases (qLogNParEGO @ {last}): {pe_b.mean():.4f} vs "
-        f"{pe_nb.mean():.4f}, higher in {int((pe_b > pe_nb).sum())}/{len(seeds)} seeds — "
-        f"{met(t3)}.",
+        f"3. With biases beats without biases (qLogNParEGO @ {last}): {pe_b.mean() / unit:.3f} "
+        f"vs {pe_nb.mean() / unit:.3f} (1e{e}), higher in {int((pe_b > pe_nb).sum())}/"
+        f"{len(seeds)} seeds — {met(t3)}.",
         "",
     ]
-    text = "\n".join(lines)
-    print(text)
-    if args.out:
-        os.makedirs(os.path.dirname(os.path.abspath(args.out)), exist_ok=True)
-        with open(args.out, "w") as f:
-            f.write(text)
+    return "\n".join(lines)
 
 
 if __name__ == "__main__":

@@ -34,6 +34,9 @@ _EXPORTS = {
     "EffectPredictions": "pex_tuner.effects",
     "fit_effects": "pex_tuner.effects",
     "LinearUtilityPolicy": "pex_tuner.policies",
+    "PolicyArtifact": "pex_tuner.policies",
+    "OfflineTuner": "pex_tuner.tuning",
+    "OPEMetric": "pex_tuner.tuning",
     "PolicyEvaluation": "pex_tuner.ope",
     "evaluate": "pex_tuner.ope",
     "evaluate_linear_policies": "pex_tuner.ope",
@@ -50,7 +53,10 @@ __all__ = [
     "InputDataError",
     "LinearUtilityPolicy",
     "NotFittedError",
+    "OPEMetric",
+    "OfflineTuner",
     "PexTunerError",
+    "PolicyArtifact",
     "PolicyEvaluation",
     "SchemaMismatchError",
     "__version__",
@@ -97,5 +103,6 @@ if TYPE_CHECKING:  # pragma: no cover - for type checkers and IDEs
         SchemaMismatchError,
     )
     from pex_tuner.ope import PolicyEvaluation, evaluate, evaluate_linear_policies
-    from pex_tuner.policies import LinearUtilityPolicy
+    from pex_tuner.policies import LinearUtilityPolicy, PolicyArtifact
     from pex_tuner.schema import FeatureSchema
+    from pex_tuner.tuning import OfflineTuner, OPEMetric

@@ -12,9 +12,9 @@ never leaves a half-written directory)::
     DIR/ax_client.json   Ax experiment + generation strategy (Ax's JSON store)
     DIR/effects.joblib   the fitted CateModel
 
-SQL: Ax's own tables (``ax.storage.sqa_store``) hold the experiment and generation strategy;
-the table ``pex_tuner_state`` holds the rest, one row per tuner name. SQLite by default
-(``sqlite:///pex_tuner.db``), PostgreSQL by URL.
+SQL: one row per tuner name in the table ``pex_tuner_state`` (the same three parts: state JSON,
+Ax JSON, model bytes), written in a single transaction. SQLite by default
+(``sqlite:///pex_tuner.db``), PostgreSQL by URL (``postgresql+psycopg://user@host/db``).
 
 Security note: the CATE model is pickled (joblib). Load only tuners you saved yourself.
 """
@@ -148,87 +148,83 @@ def _state_table(metadata: Any) -> Any:
         sa.Column("name", sa.String(255), primary_key=True),
         sa.Column("version", sa.Integer, nullable=False),
         sa.Column("state", sa.Text, nullable=False),
+        sa.Column("ax_client", sa.Text, nullable=False),
         sa.Column("effects", sa.LargeBinary, nullable=False),
         sa.Column("fingerprint", sa.String(64), nullable=False),
+        sa.Column("saved_at", sa.DateTime(timezone=True), nullable=False),
     )
 
 
-def _init_ax_db(url: str) -> None:
-    from ax.storage.sqa_store.db import (
-        create_all_tables,
-        get_engine,
-        init_engine_and_session_factory,
-    )
+def _engine(url: str) -> Any:
+    import sqlalchemy as sa
 
-    init_engine_and_session_factory(url=url, force_init=True)
-    create_all_tables(get_engine())
+    try:
+        return sa.create_engine(url)
+    except (sa.exc.ArgumentError, sa.exc.NoSuchModuleError, ImportError) as exc:
+        raise InputDataError(f"cannot open database URL '{url}': {exc}") from exc
 
 
 def save_database(tuner: Any, url: str) -> None:
-    """Save the Ax experiment + generation strategy and the tuner state to ``url``."""
-    import joblib
-    import sqlalchemy as sa
-    from ax.storage.sqa_store.save import save_experiment, save_generation_strategy
+    """Save the tuner as one row of ``pex_tuner_state`` (replaced in one transaction).
 
-    from pex_tuner.tuning.tuner import _quiet_ax
+    The Ax experiment and generation strategy are stored as Ax's JSON: Ax's relational SQL
+    schema is MySQL/SQLite-only (it declares ``TEXT(4294967295)``, which PostgreSQL rejects),
+    while one JSON row works on every SQLAlchemy backend and is written atomically.
+    """
+    import datetime as dt
+
+    import joblib
 
     buf = io.BytesIO()
     joblib.dump(tuner.effects, buf)
-    state = json.dumps(_state(tuner))
-    with _quiet_ax():
-        _init_ax_db(url)
-        save_experiment(tuner.client._experiment)
-        save_generation_strategy(tuner.client._generation_strategy)
-    engine = sa.create_engine(url)
-    metadata = sa.MetaData()
+    with tempfile.TemporaryDirectory() as tmp:
+        ax_path = Path(tmp) / "ax_client.json"
+        tuner.client.save_to_json_file(str(ax_path))
+        ax_json = ax_path.read_text()
+    engine = _engine(url)
+    metadata = __import__("sqlalchemy").MetaData()
     table = _state_table(metadata)
-    metadata.create_all(engine)
     name = tuner.config["name"]
-    with engine.begin() as conn:  # one transaction: the row is replaced or left as it was
-        conn.execute(table.delete().where(table.c.name == name))
-        conn.execute(
-            table.insert().values(
-                name=name,
-                version=STATE_VERSION,
-                state=state,
-                effects=buf.getvalue(),
-                fingerprint=tuner.fingerprint,
+    try:
+        metadata.create_all(engine)
+        with engine.begin() as conn:  # the row is replaced, or left as it was
+            conn.execute(table.delete().where(table.c.name == name))
+            conn.execute(
+                table.insert().values(
+                    name=name,
+                    version=STATE_VERSION,
+                    state=json.dumps(_state(tuner)),
+                    ax_client=ax_json,
+                    effects=buf.getvalue(),
+                    fingerprint=tuner.fingerprint,
+                    saved_at=dt.datetime.now(dt.UTC),
+                )
             )
-        )
-    engine.dispose()
+    finally:
+        engine.dispose()
 
 
 def load_database(cls: Any, url: str, name: str, data: Any) -> Any:
     import joblib
     import sqlalchemy as sa
     from ax.api.client import Client
-    from ax.storage.sqa_store.load import (
-        load_experiment,
-        load_generation_strategy_by_experiment_name,
-    )
 
     from pex_tuner.tuning.tuner import _quiet_ax
 
-    engine = sa.create_engine(url)
-    metadata = sa.MetaData()
-    table = _state_table(metadata)
+    engine = _engine(url)
+    table = _state_table(sa.MetaData())
     try:
         with engine.connect() as conn:
+            if not sa.inspect(conn).has_table("pex_tuner_state"):
+                raise InputDataError(f"no saved tuners in database '{url}'")
             row = conn.execute(sa.select(table).where(table.c.name == name)).first()
-    except sa.exc.OperationalError as exc:
-        raise InputDataError(f"no saved tuners in database '{url}' ({exc.orig})") from exc
     finally:
         engine.dispose()
     if row is None:
         raise InputDataError(f"no tuner named '{name}' in database '{url}'")
-    state = json.loads(row.state)
-    tuner = _restore(cls, state, data, joblib.load(io.BytesIO(row.effects)))
-    with _quiet_ax():
-        _init_ax_db(url)
-        experiment = load_experiment(name)
-        gs = load_generation_strategy_by_experiment_name(name, experiment=experiment)
-        client = Client()
-        client.set_experiment(experiment)
-        client.set_generation_strategy(gs)
-    tuner._client = client
+    tuner = _restore(cls, json.loads(row.state), data, joblib.load(io.BytesIO(row.effects)))
+    with tempfile.TemporaryDirectory() as tmp, _quiet_ax():
+        ax_path = Path(tmp) / "ax_client.json"
+        ax_path.write_text(row.ax_client)
+        tuner._client = Client.load_from_json_file(str(ax_path))
     return tuner

@@ -52,10 +52,11 @@ log = logging.getLogger(__name__)
 
 @contextmanager
 def _quiet_ax():
-    """Silence Ax's per-trial INFO logs and known-harmless warnings while we drive it."""
+    """Silence Ax's per-trial logs (and its "only n trials could be generated", which our batch
+    loop handles) and known-harmless warnings while we drive it."""
     from ax.utils.common.logger import set_ax_logger_levels
 
-    set_ax_logger_levels(logging.WARNING)
+    set_ax_logger_levels(logging.ERROR)
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
         yield
@@ -205,6 +206,10 @@ class OfflineTuner:
         arms, outs = self.data.arms, self.data.outcomes
         self.baselines = {f"all:{a}": LinearUtilityPolicy.assign_all(a, arms, outs) for a in arms}
         self.baseline_eval = self.metric.evaluate(self.baselines)
+        recorded = {r["policy"] for r in self.records}
+        for k, name in enumerate(self.baselines):
+            if name not in recorded:  # attached to Ax (with a trial index) when it is created
+                self._record(None, name, "baseline", None, self.baseline_eval, k, None)
         control = self.baseline_eval.value[0]
         self.reference_point = to_max_space(control[self._objective_idx], self._objective_dirs)
         self.guardrail_bounds: dict[str, float] = {}
