@@ -18,9 +18,12 @@ qLogNParEGO at the last checkpoint to the Sobol-2000 reference, mean seconds per
 (``batch_seconds``: one value per generated batch), and whether the targets are met:
 qLogNParEGO@64 >= 95% of Sobol-2000, qLogNParEGO@64 > Sobol@64, with-bias > without-bias.
 
+torch runs on one intra-op thread by default (``--threads``): on a small shared machine, two
+threads made candidate generation several times slower in our measurements.
+
 Usage:
     python benchmarks/bench_tuning.py [--n 20000] [--seeds 0 1 2] [--budget 64]
-        [--batch-size 8] [--reference 2000] [--out FILE]
+        [--batch-size 8] [--reference 2000] [--threads 1] [--out FILE]
 """
 
 from __future__ import annotations
@@ -39,6 +42,31 @@ from pex_tuner.tuning.frontier import hypervolume, to_max_space
 
 METHODS = ("qLogNParEGO", "sobol", "qLogNEHVI")
 LABELS = {"qLogNParEGO": "qLogNParEGO", "sobol": "Sobol", "qLogNEHVI": "qLogNEHVI"}
+
+
+def library_version() -> str:
+    """The git commit of the checkout and whether pex_tuner had uncommitted changes."""
+    import subprocess
+
+    root = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+    try:
+        head = subprocess.run(
+            ["git", "rev-parse", "--short", "HEAD"],
+            cwd=root,
+            capture_output=True,
+            text=True,
+            check=True,
+        ).stdout.strip()
+        dirty = subprocess.run(
+            ["git", "status", "--porcelain", "--", "pex_tuner"],
+            cwd=root,
+            capture_output=True,
+            text=True,
+            check=True,
+        ).stdout.strip()
+    except (OSError, subprocess.CalledProcessError):
+        return "unknown (no git)"
+    return f"commit {head}" + (" with uncommitted changes in pex_tuner/" if dirty else "")
 
 
 def log(msg: str) -> None:
@@ -192,6 +220,7 @@ def main() -> None:
     if args.threads > 0:
         torch.set_num_threads(args.threads)
     args.torch_threads = torch.get_num_threads()
+    args.library = library_version()
 
     t_start = time.perf_counter()
     results: dict = {}
@@ -248,7 +277,7 @@ def render(args, results: dict, wall: float, *, partial: bool) -> str:
         ),
         f"Machine: {platform.machine()}, {os.cpu_count()} logical cores (shared), Python "
         f"{platform.python_version()}, numpy {np.__version__}, torch {torch.__version__} "
-        f"({args.torch_threads} intra-op thread(s)).",
+        f"({args.torch_threads} intra-op thread(s)); pex_tuner at {args.library}.",
         f"Setting: `make_synthetic({args.n:,}, random_state=seed)` (4 arms; objectives "
         "engagement max, retention max, cost min), seeds "
         f"{', '.join(map(str, seeds))}; T-learner CATE model with {args.folds} folds fitted once "

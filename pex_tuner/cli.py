@@ -275,6 +275,7 @@ def run_tuning(
         "objectives": tuner.config["objectives"],
         "guardrails": tuner.guardrail_bounds,
         "subset_hypervolume": float(cand["subset_hypervolume"].iloc[0]),
+        "hypervolume_reference": str(cand["reference"].iloc[0]),
         "candidates": [
             {
                 "policy_id": r["policy"],
@@ -309,7 +310,8 @@ def run_tuning(
             f"{batch_size}); values are {estimator.upper()} OPE estimates on the validation "
             "split with 95% error bars. Reference point: assign everyone to control.",
             f"Selected {len(cand)} online candidates: {', '.join(cand['policy'])} "
-            f"(subset hypervolume {cand_doc['subset_hypervolume']:.4g}).",
+            f"(subset hypervolume {cand_doc['subset_hypervolume']:.4g} against the "
+            f"{cand['reference'].iloc[0]} reference point).",
         ],
         tables={"Pareto frontier": table, "Online candidates": cand.drop(columns=params)},
     )

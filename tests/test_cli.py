@@ -11,13 +11,20 @@ from pex_tuner.cli import main
 from pex_tuner.datasets import make_synthetic
 
 
-def test_demo_prints_ope_table_with_truth(capsys):
-    assert main(["demo", "--n-units", "3000", "--seed", "1"]) == 0
+def test_demo_runs_the_offline_phase(capsys, tmp_path):
+    out_dir = tmp_path / "demo"
+    code = main(
+        ["demo", "--n-units", "3000", "--seed", "1", "--budget", "6", "--out", str(out_dir)]
+    )
+    assert code == 0
     out = capsys.readouterr().out
     assert "ExperimentData(n_units=3000" in out
     for name in ("all:control", "all:arm_3", "linear: engagement only", "linear: equal weights"):
         assert name in out
     assert "(true " in out and "retention (max)" in out and "cost (min)" in out
+    assert "Pareto frontier" in out and "engagement_true_test" in out
+    for f in ("frontier.csv", "candidates.json", "report.html", "tuner/tuner.json"):
+        assert (out_dir / f).exists(), f
 
 
 def test_evaluate_command_on_a_csv(tmp_path, capsys):

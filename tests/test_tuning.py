@@ -104,16 +104,24 @@ def test_frontier_is_non_dominated_with_standard_errors(tuner):
 
 
 def test_candidates_maximize_hypervolume(tuner):
-    cand = tuner.select_online_candidates(2)
-    front = tuner.get_pareto_frontier()
-    front = front[front["kind"] != "baseline"]
-    Y = to_max_space(front[["engagement", "retention", "cost"]].to_numpy(), ("max", "max", "min"))
-    best = max(
-        hypervolume(Y[list(s)], tuner.reference_point)
-        for s in itertools.combinations(range(len(Y)), min(2, len(Y)))
-    )
-    assert cand["subset_hypervolume"].iloc[0] == pytest.approx(best)
-    assert len(cand) == min(2, len(Y))
+    ev = tuner.evaluations()
+    ev = ev[ev["kind"] != "baseline"]
+    dirs = ("max", "max", "min")
+    Y = to_max_space(ev[["engagement", "retention", "cost"]].to_numpy(), dirs)
+    Y = Y[pareto_mask(Y)]
+    k = min(2, len(Y))
+    for reference in ("control", "nadir"):
+        cand = tuner.select_online_candidates(2, reference_point=reference)
+        ref = (
+            tuner.reference_point
+            if cand["reference"].iloc[0] == "control"
+            else (Y.min(axis=0) - 1e-9 * (1 + np.abs(Y.min(axis=0))))
+        )
+        best = max(hypervolume(Y[list(s)], ref) for s in itertools.combinations(range(len(Y)), k))
+        assert cand["subset_hypervolume"].iloc[0] == pytest.approx(best)
+        assert best > 0 and len(cand) == k
+    with pytest.raises(ConfigurationError, match=r"'reference_point' must be 'control'"):
+        tuner.select_online_candidates(2, reference_point="origin")
 
 
 def test_select_subset_exact_and_greedy():

@@ -30,6 +30,7 @@ from sklearn.model_selection import StratifiedKFold
 from pex_tuner.data import ExperimentData
 from pex_tuner.effects.predictions import EffectPredictions
 from pex_tuner.errors import ConfigurationError, InputDataError, NotFittedError
+from pex_tuner.progress import progress_bar
 from pex_tuner.schema import FeatureSchema
 
 __all__ = ["LEARNERS", "CateModel", "default_base_learner", "fit_effects"]
@@ -174,8 +175,6 @@ class CateModel:
         """Fit the cross-fitted learner on ``data``; returns self."""
         import warnings
 
-        from tqdm.auto import tqdm
-
         self._check_params(data)
         K, J = data.n_arms, data.n_outcomes
         folds = np.empty(data.n_units, dtype=np.int64)
@@ -186,11 +185,8 @@ class CateModel:
         tau = np.zeros((data.n_units, K, J))
         mu0 = np.zeros((data.n_units, J))
         fold_models: list[list[tuple[Any, Any]]] = []
-        bar = tqdm(
-            total=self.n_folds * J,
-            desc=f"fitting {self.learner.upper()}-learner",
-            disable=(None if self.progress is None else not self.progress),
-            leave=False,
+        bar = progress_bar(
+            self.n_folds * J, f"fitting {self.learner.upper()}-learner", self.progress
         )
         try:
             with warnings.catch_warnings():

@@ -362,16 +362,12 @@ class OfflineTuner:
 
         Shows a progress bar (evaluations) in terminals and notebooks.
         """
-        from tqdm.auto import tqdm
+        from pex_tuner.progress import progress_bar
 
         if int(budget) < 1:
             raise ConfigurationError(f"'budget' must be a positive integer; got {budget!r}")
         target = self.n_evaluations + int(budget)
-        bar = tqdm(
-            total=int(budget),
-            desc=f"tuning ({self.config['acquisition']})",
-            disable=None if self.progress is None else not self.progress,
-        )
+        bar = progress_bar(int(budget), f"tuning ({self.config['acquisition']})", self.progress)
         try:
             while self.n_evaluations < target:
                 q = min(self.config["batch_size"], target - self.n_evaluations)
@@ -500,22 +496,61 @@ class OfflineTuner:
         ev["feasible"] = [self._feasible(r) for r in ev.to_dict("records")]
         return ev
 
-    def select_online_candidates(self, k: int, *, include_baselines: bool = False) -> pd.DataFrame:
-        """The k frontier policies whose set has the largest hypervolume vs control.
+    def select_online_candidates(
+        self, k: int, *, include_baselines: bool = False, reference_point: Any = "control"
+    ) -> pd.DataFrame:
+        """The k frontier policies whose set has the largest hypervolume.
 
-        Exact search over subsets when affordable, BoTorch's greedy selection otherwise.
-        Baselines are left out unless ``include_baselines`` (control is the reference point).
+        The frontier is taken among the eligible policies (tuned and attached ones; baselines
+        too with ``include_baselines``), so candidates exist even when an assign-all baseline
+        dominates every tuned policy. Exact search over subsets when affordable, BoTorch's
+        greedy selection otherwise.
+
+        Args:
+            k: number of candidates.
+            include_baselines: allow assign-all baselines among the candidates.
+            reference_point: ``"control"`` (default: assign-all-control's values),
+                ``"nadir"`` (the worst frontier value of each objective), or explicit values per
+                objective in their own units. When no frontier policy beats control on every
+                objective, every subset has zero hypervolume against control; the nadir point
+                is then used instead and the ``reference`` column says so.
+
+        Returns:
+            The selected frontier rows plus ``subset_hypervolume`` and ``reference``.
         """
         if int(k) < 1:
             raise ConfigurationError(f"'k' must be a positive integer; got {k!r}")
-        front = self.get_pareto_frontier()
-        if not include_baselines:
-            front = front[front["kind"] != "baseline"].reset_index(drop=True)
-        if front.empty:
-            raise NotFittedError("the frontier has no tuned policies yet: call run(budget)")
-        idx = select_subset(self._objective_matrix(front), self.reference_point, int(k))
+        ev = self.evaluations()
+        ev = ev[ev["feasible"]] if not ev.empty else ev
+        if not include_baselines and not ev.empty:
+            ev = ev[ev["kind"] != "baseline"]
+        if ev.empty:
+            raise NotFittedError("no feasible tuned policies yet: call run(budget)")
+        # the frontier among the eligible policies (baselines may dominate them all)
+        front = ev[pareto_mask(self._objective_matrix(ev))].reset_index(drop=True)
+        Y = self._objective_matrix(front)
+        nadir = Y.min(axis=0) - 1e-9 * (1.0 + np.abs(Y.min(axis=0)))
+        if isinstance(reference_point, str):
+            if reference_point not in ("control", "nadir"):
+                raise ConfigurationError(
+                    f"'reference_point' must be 'control', 'nadir' or values per objective; "
+                    f"got {reference_point!r}"
+                )
+            label = reference_point
+            ref = self.reference_point if reference_point == "control" else nadir
+            if label == "control" and hypervolume(Y, ref) == 0.0:
+                label, ref = "nadir (no policy beats control on every objective)", nadir
+        else:
+            ref = to_max_space(np.asarray(reference_point, dtype=float), self._objective_dirs)
+            if ref.shape != (len(self._objective_idx),):
+                raise ConfigurationError(
+                    f"'reference_point' needs one value per objective {self.config['objectives']}"
+                )
+            label = "given"
+        idx = select_subset(Y, ref, int(k))
         out = front.iloc[np.sort(idx)].copy()
-        out["subset_hypervolume"] = hypervolume(self._objective_matrix(out), self.reference_point)
+        out["subset_hypervolume"] = hypervolume(self._objective_matrix(out), ref)
+        out["reference"] = label
         return out.reset_index(drop=True)
 
     def policy(self, name: str) -> Any:
