@@ -138,10 +138,10 @@ def _cmd_demo(args: argparse.Namespace) -> int:
     return 0
 
 
-def _cmd_evaluate(args: argparse.Namespace) -> int:
+def _load_data(args: argparse.Namespace):
     from pex_tuner.data import ExperimentData
 
-    data = ExperimentData.from_file(
+    return ExperimentData.from_file(
         args.data,
         treatment=args.treatment,
         control=args.control,
@@ -149,6 +149,10 @@ def _cmd_evaluate(args: argparse.Namespace) -> int:
         features=args.features or None,
         propensity=args.propensity,
     )
+
+
+def _cmd_evaluate(args: argparse.Namespace) -> int:
+    data = _load_data(args)
     print(_run_ope_report(data, learner=args.learner, seed=args.seed, estimator=args.estimator))
     return 0
 
@@ -338,16 +342,7 @@ def _print_tuning_summary(summary: dict, data) -> None:
 
 
 def _cmd_tune(args: argparse.Namespace) -> int:
-    from pex_tuner.data import ExperimentData
-
-    data = ExperimentData.from_file(
-        args.data,
-        treatment=args.treatment,
-        control=args.control,
-        outcomes=dict(args.outcome),
-        features=args.features or None,
-        propensity=args.propensity,
-    )
+    data = _load_data(args)
     summary = run_tuning(
         data,
         out=args.out,

@@ -34,6 +34,20 @@ def _label(o: tuple[str, str]) -> str:
     return f"{o[0]} ({'higher' if o[1] == 'max' else 'lower'} is better)"
 
 
+def _finish(fig: Any, objs: list[tuple[str, str]], pairs: list[tuple[int, int]], title: str):
+    for c, (a, b) in enumerate(pairs, start=1):
+        fig.update_xaxes(title_text=_label(objs[a]), row=1, col=c)
+        fig.update_yaxes(title_text=_label(objs[b]), row=1, col=c)
+    fig.update_layout(
+        title=title,
+        template="plotly_white",
+        height=460,
+        width=max(520, 470 * len(pairs)),
+        legend=dict(orientation="h", y=-0.2),
+    )
+    return fig
+
+
 def plot_pareto_front(
     evaluations: pd.DataFrame,
     objectives: Any,
@@ -116,16 +130,7 @@ def plot_pareto_front(
                 row=1,
                 col=c,
             )
-        fig.update_xaxes(title_text=_label(objs[a]), row=1, col=c)
-        fig.update_yaxes(title_text=_label(objs[b]), row=1, col=c)
-    fig.update_layout(
-        title=title,
-        template="plotly_white",
-        height=460,
-        width=max(520, 470 * len(pairs)),
-        legend=dict(orientation="h", y=-0.2),
-    )
-    return fig
+    return _finish(fig, objs, pairs, title)
 
 
 def plot_front_comparison(
@@ -188,16 +193,7 @@ def plot_front_comparison(
                 row=1,
                 col=c,
             )
-        fig.update_xaxes(title_text=_label(objs[a]), row=1, col=c)
-        fig.update_yaxes(title_text=_label(objs[b]), row=1, col=c)
-    fig.update_layout(
-        title=title,
-        template="plotly_white",
-        height=460,
-        width=max(520, 470 * len(pairs)),
-        legend=dict(orientation="h", y=-0.2),
-    )
-    return fig
+    return _finish(fig, objs, pairs, title)
 
 
 def plot_hypervolume(traces: Mapping[str, pd.DataFrame], *, title: str | None = None):
