@@ -73,6 +73,24 @@ def log(msg: str) -> None:
     print(f"[{time.strftime('%H:%M:%S')}] {msg}", file=sys.stderr, flush=True)
 
 
+def watch(tuner: OfflineTuner, label: str, budget: int, every: float = 20.0) -> None:
+    """Log progress from inside ``tuner.run`` (at most one line per ``every`` seconds) by
+    wrapping this tuner instance's ``complete_trial``; the batches are unchanged."""
+    inner = tuner.complete_trial
+    state = {"last": time.perf_counter(), "start": time.perf_counter()}
+
+    def complete_trial(trial_index: int):
+        out = inner(trial_index)
+        now = time.perf_counter()
+        n = tuner.n_evaluations
+        if now - state["last"] >= every or n == budget:
+            log(f"{label}: {n}/{budget} evals, {now - state['start']:.0f}s")
+            state["last"] = now
+        return out
+
+    tuner.complete_trial = complete_trial
+
+
 def true_values(
     W: np.ndarray, B: np.ndarray, tau: np.ndarray, po: np.ndarray, chunk: int = 64
 ) -> np.ndarray:
@@ -160,6 +178,7 @@ def run_seed(seed: int, args) -> dict:
                 res["reference_point"] = ref
             else:
                 assert np.array_equal(tuner.split_indices["test"], test_idx)
+            watch(tuner, f"seed {seed}:   {LABELS[method]} biases={use_biases}", args.budget)
             tuner.run(args.budget)
             tuned = [r for r in tuner.records if r["kind"] == "tuned"]
             W, Bm = tuner.space.to_matrices([r["parameters"] for r in tuned])

@@ -19,6 +19,20 @@ import numpy as np
 
 __all__ = ["accumulate_assignments", "accumulate_linear_mean", "accumulate_linear_snips"]
 
+# Below this many units a chunk runs on one thread: thread start-up costs more than it saves,
+# and OpenMP threads spin badly when the machine is busy with other work.
+PARALLEL_MIN_UNITS = 32_768
+
+
+def _run(kernel, n: int, *args):
+    threads = numba.get_num_threads()
+    use = threads if n >= PARALLEL_MIN_UNITS else 1
+    numba.set_num_threads(use)
+    try:
+        return kernel(*args, max(1, min(4 * use, n)))
+    finally:
+        numba.set_num_threads(threads)
+
 
 @numba.njit(inline="always")
 def _choose_arms(tau, Wt, Bt, i, u, best, arm):  # pragma: no cover - compiled
@@ -133,11 +147,12 @@ def accumulate_linear_mean(
         (sums of shape (P, K, 3J), counts of shape (P, K)).
     """
     n = tau.shape[0]
-    n_blocks = max(1, min(4 * numba.get_num_threads(), n))
     f64 = np.float64
     # IPS has no outcome model: a zero one gives S = -c + 1{T = k} r, exactly its score
     mu_arr = np.zeros(tau.shape) if mu is None else np.ascontiguousarray(mu, dtype=f64)
-    return _mean_kernel(
+    return _run(
+        _mean_kernel,
+        n,
         np.ascontiguousarray(tau, dtype=f64),
         np.ascontiguousarray(np.asarray(W, f64).T),
         np.ascontiguousarray(np.asarray(B, f64).T),
@@ -146,7 +161,6 @@ def accumulate_linear_mean(
         np.ascontiguousarray(r, dtype=f64),
         np.ascontiguousarray(c, dtype=f64),
         np.ascontiguousarray(g, dtype=f64),
-        n_blocks,
     )
 
 
@@ -163,15 +177,15 @@ def accumulate_linear_snips(
         (sums of shape (P, K, 2 + 3J), counts of shape (P, K)).
     """
     n = tau.shape[0]
-    n_blocks = max(1, min(4 * numba.get_num_threads(), n))
     f64 = np.float64
-    return _snips_kernel(
+    return _run(
+        _snips_kernel,
+        n,
         np.ascontiguousarray(tau, dtype=f64),
         np.ascontiguousarray(np.asarray(W, f64).T),
         np.ascontiguousarray(np.asarray(B, f64).T),
         np.ascontiguousarray(w, dtype=f64),
         np.ascontiguousarray(y, dtype=f64),
-        n_blocks,
     )
 
 
