@@ -123,6 +123,10 @@ def save_directory(tuner: Any, directory: str | os.PathLike[str]) -> None:
 
 def load_directory(cls: Any, directory: str | os.PathLike[str], data: Any) -> Any:
     import joblib
+
+    from pex_tuner.tuning.tuner import import_ax_quietly
+
+    import_ax_quietly()
     from ax.api.client import Client
 
     path = Path(directory)
@@ -207,9 +211,11 @@ def save_database(tuner: Any, url: str) -> None:
 def load_database(cls: Any, url: str, name: str, data: Any) -> Any:
     import joblib
     import sqlalchemy as sa
-    from ax.api.client import Client
 
-    from pex_tuner.tuning.tuner import _quiet_ax
+    from pex_tuner.tuning.tuner import _quiet_ax, import_ax_quietly
+
+    import_ax_quietly()
+    from ax.api.client import Client
 
     engine = _engine(url)
     table = _state_table(sa.MetaData())

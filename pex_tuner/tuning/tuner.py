@@ -50,17 +50,23 @@ __all__ = ["OfflineTuner"]
 log = logging.getLogger(__name__)
 
 
+def import_ax_quietly() -> None:
+    """Import Ax without the INFO lines it logs at import time."""
+    previous = logging.root.manager.disable
+    logging.disable(logging.INFO)
+    try:
+        import ax  # noqa: F401
+    finally:
+        logging.disable(previous)
+
+
 @contextmanager
 def _quiet_ax():
     """Silence Ax's per-trial logs (and its "only n trials could be generated", which our batch
     loop handles) and known-harmless warnings while we drive it."""
-    previous = logging.root.manager.disable
-    logging.disable(logging.INFO)  # Ax logs at INFO while it is imported
-    try:
-        import torch
-        from ax.utils.common.logger import set_ax_logger_levels
-    finally:
-        logging.disable(previous)
+    import_ax_quietly()
+    import torch
+    from ax.utils.common.logger import set_ax_logger_levels
 
     set_ax_logger_levels(logging.ERROR)
     # GP fitting and acquisition optimization on a few hundred points gain nothing from
@@ -343,6 +349,7 @@ class OfflineTuner:
     # ------------------------------------------------------------------ Ax verbs
     def get_next_trials(self, max_trials: int | None = None) -> dict[int, dict[str, float]]:
         """Generate up to ``max_trials`` (default: batch_size) new parameterizations."""
+        import_ax_quietly()
         from ax.exceptions.core import DataRequiredError
 
         q = int(max_trials or self.config["batch_size"])
@@ -492,6 +499,7 @@ class OfflineTuner:
         ]
         if not points:
             return ev
+        import_ax_quietly()
         from ax.exceptions.core import UnsupportedError
 
         try:
