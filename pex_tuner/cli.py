@@ -246,7 +246,9 @@ def run_tuning(
         traces["without biases"] = plain.hypervolume_trace()
     front = fronts["with biases"]
     cand = tuner.select_online_candidates(candidates)
-    paths = tuner.write_artifacts(str(out_dir / "policies"), names=list(front["policy"]))
+    # candidates come from the frontier of tuned policies, which a baseline may dominate
+    names = list(dict.fromkeys([*front["policy"], *cand["policy"]]))
+    paths = tuner.write_artifacts(str(out_dir / "policies"), names=names)
     rel = {k: str(Path(v).relative_to(out_dir)) for k, v in paths.items()}
 
     outs = list(data.outcomes)
