@@ -114,6 +114,8 @@ class OfflineTuner:
         batch_size: q, trials per generation batch.
         init_trials: Sobol trials before the model (default ``max(5, 2 * n_parameters)``).
         weight_scale: weight range multiplier (see ``PolicySpace``).
+        bias_scale: bias range as a fraction of the largest weighted effect (see
+            ``PolicySpace``; 0.25 by default).
         random_state: seed for the split, the CATE model and Sobol.
         progress: progress bars (None: automatic).
     """
@@ -136,6 +138,7 @@ class OfflineTuner:
         batch_size: int = 4,
         init_trials: int | None = None,
         weight_scale: float = 4.0,
+        bias_scale: float = 0.25,
         random_state: int = 0,
         progress: bool | None = None,
         name: str = "pex_tuner",
@@ -190,6 +193,7 @@ class OfflineTuner:
             "batch_size": int(batch_size),
             "init_trials": init_trials,
             "weight_scale": float(weight_scale),
+            "bias_scale": float(bias_scale),
             "random_state": int(random_state),
         }
         self.base_learner = base_learner
@@ -223,6 +227,7 @@ class OfflineTuner:
             use_biases=cfg["use_biases"],
             parameterization=cfg["parameterization"],
             weight_scale=cfg["weight_scale"],
+            bias_scale=cfg.get("bias_scale", 0.25),
         )
         arms, outs = self.data.arms, self.data.outcomes
         self.baselines = {f"all:{a}": LinearUtilityPolicy.assign_all(a, arms, outs) for a in arms}
