@@ -364,7 +364,9 @@ def render(args, results: dict, wall: float, *, partial: bool) -> str:
         "## Seconds per candidate batch",
         "",
         "Wall time of generating one batch of candidates (`batch_seconds`; one value per batch; "
-        f"{args.budget // args.batch_size} batches per run). Model batches are those that "
+        "n = batches over all seeds: a run can have one more than budget / batch size because "
+        "the Sobol batch that reaches `init_trials` stops there and a short batch ends the "
+        "run). Model batches are those that "
         "contain at least one trial from the BoTorch (acquisition) node; the others are Sobol "
         "initialization. Sobol initialization trials actually run per qLogNParEGO / qLogNEHVI "
         "run: "
