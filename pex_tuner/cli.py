@@ -207,8 +207,7 @@ def run_tuning(
     out_dir.mkdir(parents=True, exist_ok=True)
     t0 = time.perf_counter()
     print(f"{data!r}", flush=True)
-    tuner = OfflineTuner(
-        data,
+    common = dict(
         guardrails=guardrails,
         learner=learner,
         estimator=estimator,
@@ -217,6 +216,7 @@ def run_tuning(
         random_state=seed,
         n_folds=n_folds,
     )
+    tuner = OfflineTuner(data, **common)
     print(
         f"CATE model ({learner.upper()}-learner) fitted on {len(tuner.split_indices['train'])} "
         f"train units; policies evaluated by {estimator.upper()} OPE on "
@@ -229,17 +229,7 @@ def run_tuning(
     traces = {"with biases": tuner.hypervolume_trace()}
     if compare_no_bias and tuner.space.use_biases:
         plain = OfflineTuner(
-            data,
-            guardrails=guardrails,
-            learner=learner,
-            estimator=estimator,
-            acquisition=acquisition,
-            batch_size=batch_size,
-            random_state=seed,
-            use_biases=False,
-            effects=tuner.effects,
-            n_folds=n_folds,
-            name="pex_tuner_no_bias",
+            data, **common, use_biases=False, effects=tuner.effects, name="pex_tuner_no_bias"
         )
         plain.run(budget)
         fronts["without biases"] = plain.get_pareto_frontier()

@@ -62,6 +62,19 @@ class Estimator:
     control_sums: np.ndarray
 
 
+def _residual(
+    name: str, Y: np.ndarray, W: np.ndarray, p: np.ndarray, mu: np.ndarray | None
+) -> np.ndarray:
+    """What a unit adds to the score of its logged arm, shape (n, J): the importance-weighted
+    residual (DR), the weighted outcome (IPS) or nothing (DM)."""
+    n, J = Y.shape
+    if name == "dm":
+        return np.zeros((n, J))
+    if name == "ips":
+        return Y / p[:, None]
+    return (Y - mu[np.arange(n), W, :]) / p[:, None]
+
+
 def _scores(
     name: str,
     Y: np.ndarray,
@@ -69,32 +82,14 @@ def _scores(
     p: np.ndarray,
     mu: np.ndarray | None,
     K: int,
-    shift: np.ndarray | None = None,
-    arms: slice | None = None,
+    shift: np.ndarray,
 ) -> np.ndarray:
-    """Per-(unit, arm) scores S - shift of shape (n, K', J) for the mean-type estimators.
-
-    ``arms`` restricts the arms computed (``slice(0, 1)``: control only).
-    """
+    """Per-(unit, arm) centred scores S - shift of shape (n, K, J), mean-type estimators."""
     n, J = Y.shape
-    arms = slice(0, K) if arms is None else arms
-    ks = np.arange(K)[arms]
-    c = np.zeros(J) if shift is None else shift
-    if name == "ips":
-        S = np.zeros((n, len(ks), J))
-        S -= c
-        resid = Y / p[:, None]
-    else:
-        S = np.array(mu[:, arms, :], dtype=np.float64, copy=True)
-        S -= c
-        if name == "dm":
-            return S
-        rows = np.arange(n)
-        resid = (Y - mu[rows, W, :]) / p[:, None]  # (n, J)
-    # add the importance-weighted residual where the arm is the logged one
-    local = W - ks[0]
-    hit = np.flatnonzero((local >= 0) & (local < len(ks)))
-    S[hit, local[hit], :] += resid[hit]
+    S = np.zeros((n, K, J)) if name == "ips" else np.array(mu, dtype=np.float64, copy=True)
+    S -= shift
+    if name != "dm":
+        S[np.arange(n), W, :] += _residual(name, Y, W, p, mu)
     return S
 
 
@@ -179,12 +174,7 @@ def residual_parts(
         g of shape (n, J): the centred control score ``S[:, 0, :]``).
     """
     n, J = Y.shape
-    if est.name == "dm":
-        r = np.zeros((n, J))
-    elif est.name == "ips":
-        r = Y / p[:, None]
-    else:
-        r = (Y - mu[np.arange(n), W, :]) / p[:, None]
+    r = _residual(est.name, Y, W, p, mu)
     base = -est.shift if mu is None or est.name == "ips" else mu[:, 0, :] - est.shift
     g = np.broadcast_to(base, (n, J)) + np.where((W == 0)[:, None], r, 0.0)
     return np.ascontiguousarray(r), np.ascontiguousarray(g)

@@ -405,9 +405,7 @@ class OfflineTuner:
                     raise ConfigurationError("Ax generated no new trials (search space exhausted?)")
                 for idx in trials:
                     self.complete_trial(idx)
-                    for r in self.records:
-                        if r["trial_index"] == idx:
-                            r["batch_seconds"] = gen_s
+                    self.records[-1]["batch_seconds"] = gen_s  # complete_trial appends it
                 bar.update(len(trials))
                 bar.set_postfix(hv=f"{self.hypervolume():.4g}")
         finally:
@@ -451,24 +449,30 @@ class OfflineTuner:
     def _objective_matrix(self, frame: pd.DataFrame) -> np.ndarray:
         return to_max_space(frame[self.config["objectives"]].to_numpy(), self._objective_dirs)
 
-    def hypervolume(self, upto: int | None = None) -> float:
-        """Observed hypervolume of the tuned policies (first ``upto`` of them) vs control."""
+    def _tuned_objectives(self) -> tuple[np.ndarray, np.ndarray]:
+        """Objective values (max space) of the tuned policies in order, and their feasibility."""
         ev = self.evaluations()
         if ev.empty:
-            return 0.0
-        tuned = ev[(ev["kind"] == "tuned") & ev["feasible"]]
-        if upto is not None:
-            order = ev[ev["kind"] == "tuned"].index[:upto]
-            tuned = tuned[tuned.index.isin(order)]
-        return hypervolume(self._objective_matrix(tuned), self.reference_point)
+            return np.zeros((0, len(self._objective_idx))), np.zeros(0, dtype=bool)
+        tuned = ev[ev["kind"] == "tuned"]
+        return self._objective_matrix(tuned), tuned["feasible"].to_numpy(dtype=bool)
+
+    def hypervolume(self, upto: int | None = None) -> float:
+        """Observed hypervolume of the tuned policies (first ``upto`` of them) vs control."""
+        Y, ok = self._tuned_objectives()
+        Y, ok = Y[:upto], ok[:upto]
+        return hypervolume(Y[ok], self.reference_point)
 
     def hypervolume_trace(self) -> pd.DataFrame:
         """Observed hypervolume after each tuned evaluation: columns evaluations, hypervolume."""
-        n = self.n_evaluations
+        Y, ok = self._tuned_objectives()
+        n = len(Y)
         return pd.DataFrame(
             {
                 "evaluations": np.arange(1, n + 1),
-                "hypervolume": [self.hypervolume(upto=i) for i in range(1, n + 1)],
+                "hypervolume": [
+                    hypervolume(Y[:i][ok[:i]], self.reference_point) for i in range(1, n + 1)
+                ],
             }
         )
 
