@@ -30,11 +30,17 @@ _EXPORTS = {
     "make_covid": "pex_tuner.datasets",
     "load_hillstrom": "pex_tuner.datasets",
     "load_ihdp": "pex_tuner.datasets",
+    "OnlineSimulator": "pex_tuner.datasets",
+    "LaunchedPolicy": "pex_tuner.launch",
+    "launch_policy": "pex_tuner.launch",
+    "backtest": "pex_tuner.launch",
     "CateModel": "pex_tuner.effects",
     "EffectPredictions": "pex_tuner.effects",
     "fit_effects": "pex_tuner.effects",
     "LinearUtilityPolicy": "pex_tuner.policies",
     "PolicyArtifact": "pex_tuner.policies",
+    "TreePolicy": "pex_tuner.policies",
+    "GreedyTreePolicyLearner": "pex_tuner.policies",
     "OfflineTuner": "pex_tuner.tuning",
     "OPEMetric": "pex_tuner.tuning",
     "PolicyEvaluation": "pex_tuner.ope",
@@ -50,19 +56,25 @@ __all__ = [
     "ExperimentData",
     "ExperimentWithTruth",
     "FeatureSchema",
+    "GreedyTreePolicyLearner",
     "InputDataError",
+    "LaunchedPolicy",
     "LinearUtilityPolicy",
     "NotFittedError",
     "OPEMetric",
     "OfflineTuner",
+    "OnlineSimulator",
     "PexTunerError",
     "PolicyArtifact",
     "PolicyEvaluation",
     "SchemaMismatchError",
+    "TreePolicy",
     "__version__",
+    "backtest",
     "evaluate",
     "evaluate_linear_policies",
     "fit_effects",
+    "launch_policy",
     "load_hillstrom",
     "load_ihdp",
     "make_covid",
@@ -88,6 +100,7 @@ if TYPE_CHECKING:  # pragma: no cover - for type checkers and IDEs
     from pex_tuner.data import DataSplit, ExperimentData
     from pex_tuner.datasets import (
         ExperimentWithTruth,
+        OnlineSimulator,
         load_hillstrom,
         load_ihdp,
         make_covid,
@@ -102,7 +115,13 @@ if TYPE_CHECKING:  # pragma: no cover - for type checkers and IDEs
         PexTunerError,
         SchemaMismatchError,
     )
+    from pex_tuner.launch import LaunchedPolicy, backtest, launch_policy
     from pex_tuner.ope import PolicyEvaluation, evaluate, evaluate_linear_policies
-    from pex_tuner.policies import LinearUtilityPolicy, PolicyArtifact
+    from pex_tuner.policies import (
+        GreedyTreePolicyLearner,
+        LinearUtilityPolicy,
+        PolicyArtifact,
+        TreePolicy,
+    )
     from pex_tuner.schema import FeatureSchema
     from pex_tuner.tuning import OfflineTuner, OPEMetric

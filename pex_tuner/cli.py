@@ -7,6 +7,8 @@ Commands:
               candidates.json, report.html, policy artifacts and the saved tuner).
     assign    assign arms to new units with a policy artifact.
     evaluate  fit CATE models and print an OPE table of example policies on your experiment.
+    export    print a tree policy artifact as SQL, a plain Python function, or JSON.
+    serve     the online service that experiment systems poll for candidate policies.
 """
 
 from __future__ import annotations
@@ -379,6 +381,55 @@ def _cmd_assign(args: argparse.Namespace) -> int:
     return 0
 
 
+def _cmd_serve(args: argparse.Namespace) -> int:
+    import uvicorn
+
+    from pex_tuner.service import create_app
+
+    app = create_app(args.db, tokens=args.token)  # token None: PEX_TUNER_TOKEN
+    print(
+        f"pex-tuner service on http://{args.host}:{args.port} (database {args.db}); "
+        f"OpenAPI at /openapi.json",
+        flush=True,
+    )
+    uvicorn.run(app, host=args.host, port=args.port, log_level=args.log_level)
+    return 0
+
+
+def _cmd_export(args: argparse.Namespace) -> int:
+    from pathlib import Path
+
+    from pex_tuner.policies import PolicyArtifact, export_policy
+
+    artifact = PolicyArtifact.load(args.policy)
+    text = export_policy(artifact.policy, args.format)
+    if not text.endswith("\n"):
+        text += "\n"
+    if args.out is None:
+        sys.stdout.write(text)
+        return 0
+    target = Path(args.out)
+    target.parent.mkdir(parents=True, exist_ok=True)
+    tmp = target.with_name(f".{target.name}.tmp")
+    tmp.write_text(text, encoding="utf-8")
+    tmp.replace(target)
+    print(f"wrote the {args.format} export of policy '{artifact.name}' to {target}")
+    return 0
+
+
+def _add_export_parser(sub: argparse._SubParsersAction) -> None:
+    export = sub.add_parser("export", help="print a tree policy artifact as SQL, Python or JSON")
+    export.add_argument("--policy", required=True, help="policy artifact JSON")
+    export.add_argument(
+        "--format",
+        choices=["sql", "python", "json"],
+        required=True,
+        help="sql: a CASE expression; python: def assign(row: dict) -> str; json: the policy",
+    )
+    export.add_argument("--out", default=None, help="write to this file instead of stdout")
+    export.set_defaults(func=_cmd_export)
+
+
 def _add_data_args(p: argparse.ArgumentParser) -> None:
     p.add_argument("--data", required=True, help="CSV or Parquet file, one row per unit")
     p.add_argument("--treatment", required=True, help="column with the arm each unit got")
@@ -462,6 +513,19 @@ def build_parser() -> argparse.ArgumentParser:
     ev.add_argument("--estimator", choices=["dr", "ips", "snips", "dm"], default="dr")
     ev.add_argument("--seed", type=int, default=0)
     ev.set_defaults(func=_cmd_evaluate)
+    _add_export_parser(sub)
+
+    from pex_tuner.service.store import DEFAULT_URL
+
+    serve = sub.add_parser("serve", help="run the online service (HTTP API for online systems)")
+    serve.add_argument("--db", default=DEFAULT_URL, help="SQLAlchemy URL (default: %(default)s)")
+    serve.add_argument("--host", default="127.0.0.1")
+    serve.add_argument("--port", type=int, default=8000)
+    serve.add_argument(
+        "--token", default=None, help="bearer token clients must send (or PEX_TUNER_TOKEN)"
+    )
+    serve.add_argument("--log-level", default="warning")
+    serve.set_defaults(func=_cmd_serve)
     return parser
 
 

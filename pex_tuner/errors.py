@@ -7,7 +7,8 @@ keep working::
     ├── InputDataError(ValueError)        bad experiment data: columns, values, arms
     ├── ConfigurationError(ValueError)    a parameter outside its allowed values
     ├── SchemaMismatchError(ValueError)   new units that do not match a fitted feature schema
-    └── NotFittedError(AttributeError)    a learner used before ``fit``
+    ├── NotFittedError(AttributeError)    a learner used before ``fit``
+    └── ResultConflictError(ValueError)   a result contradicting one already recorded
 """
 
 from __future__ import annotations
@@ -17,6 +18,7 @@ __all__ = [
     "InputDataError",
     "NotFittedError",
     "PexTunerError",
+    "ResultConflictError",
     "SchemaMismatchError",
 ]
 
@@ -42,3 +44,7 @@ class SchemaMismatchError(InputDataError):
 
 class NotFittedError(PexTunerError, AttributeError):
     """A learner was used before ``fit`` was called."""
+
+
+class ResultConflictError(PexTunerError, ValueError):
+    """A result that contradicts one already recorded for the same trial (HTTP 409)."""

@@ -30,3 +30,18 @@ def fitted(synth_parts):
 @pytest.fixture
 def rng():
     return np.random.default_rng(1234)
+
+
+@pytest.fixture(scope="session")
+def offline_dir(tmp_path_factory):
+    """A small saved OfflineTuner (16 evaluations) on make_synthetic's default design."""
+    from pex_tuner.tuning import OfflineTuner
+
+    exp = make_synthetic(3000, random_state=5)
+    tuner = OfflineTuner(
+        exp.data, batch_size=4, init_trials=6, n_folds=2, random_state=0, progress=False
+    )
+    tuner.run(16)
+    path = tmp_path_factory.mktemp("offline") / "tuner"
+    tuner.save(str(path))
+    return path

@@ -1,5 +1,6 @@
 """Figures (plotly). Leaf package: functions take results and return figures."""
 
+from pex_tuner.plotting.backtest import plot_backtest
 from pex_tuner.plotting.ope import plot_policy_values
 from pex_tuner.plotting.pareto import (
     plot_front_comparison,
@@ -9,6 +10,7 @@ from pex_tuner.plotting.pareto import (
 )
 
 __all__ = [
+    "plot_backtest",
     "plot_front_comparison",
     "plot_hypervolume",
     "plot_pareto_front",

@@ -13,7 +13,13 @@ import numpy as np
 
 from pex_tuner.errors import ConfigurationError
 
-__all__ = ["hypervolume", "pareto_mask", "select_subset", "to_max_space"]
+__all__ = [
+    "hypervolume",
+    "pareto_mask",
+    "select_candidates",
+    "select_subset",
+    "to_max_space",
+]
 
 # Exact subset search is used while the number of subsets stays below this; BoTorch's greedy
 # selection (within (1 - 1/e) of optimal, hypervolume being submodular) beyond it.
@@ -80,3 +86,27 @@ def select_subset(Y: np.ndarray, ref_point: np.ndarray, k: int) -> np.ndarray:
         k, torch.as_tensor(Y), torch.as_tensor(np.asarray(ref_point, dtype=float))
     )
     return idx.numpy()
+
+
+def select_candidates(
+    Y: np.ndarray, ref_point: np.ndarray, k: int
+) -> tuple[np.ndarray, np.ndarray, str]:
+    """The k frontier rows of Y (P, M) with the largest joint hypervolume against ``ref_point``.
+
+    Takes the Pareto frontier of Y first. When no frontier point beats the reference on every
+    objective (every subset has zero hypervolume), the nadir point of the frontier is used
+    instead, so candidates still spread along the front.
+
+    Returns:
+        (indices into Y, sorted; the reference point used; its label: ``"given"`` or
+        ``"nadir (no policy beats the reference on every objective)"``).
+    """
+    Y = np.asarray(Y, dtype=float)
+    front = np.flatnonzero(pareto_mask(Y))
+    F = Y[front]
+    ref, label = np.asarray(ref_point, dtype=float), "given"
+    if hypervolume(F, ref) == 0.0:
+        ref = F.min(axis=0) - 1e-9 * (1.0 + np.abs(F.min(axis=0)))
+        label = "nadir (no policy beats the reference on every objective)"
+    idx = front[select_subset(F, ref, int(k))]
+    return np.sort(idx), ref, label

@@ -14,7 +14,12 @@ from typing import Any
 
 from pex_tuner.errors import ConfigurationError
 
-__all__ = ["ACQUISITIONS", "acquisition_class", "make_generation_strategy"]
+__all__ = [
+    "ACQUISITIONS",
+    "acquisition_class",
+    "make_generation_strategy",
+    "make_model_strategy",
+]
 
 ACQUISITIONS = ("qLogNParEGO", "qLogNEHVI", "qLogNEI", "sobol")
 
@@ -125,3 +130,33 @@ def make_generation_strategy(
         should_deduplicate=True,
     )
     return GenerationStrategy(name=f"Sobol+{acquisition}", nodes=[sobol, botorch])
+
+
+def make_model_strategy(acquisition: str, *, num_restarts: int = 8, raw_samples: int = 256) -> Any:
+    """A GenerationStrategy with only the BoTorch node: for experiments whose initial data
+    comes from elsewhere (the online tuner starts from the offline candidates' results, so no
+    Sobol trials are spent online). Generation raises Ax's ``DataRequiredError`` until trials
+    have data."""
+    from ax.adapter.registry import Generators
+    from ax.generation_strategy.generation_node import GenerationNode
+    from ax.generation_strategy.generation_strategy import GenerationStrategy
+    from ax.generation_strategy.generator_spec import GeneratorSpec
+    from ax.generators.torch.botorch_modular.surrogate import ModelConfig, SurrogateSpec
+
+    acqf = acquisition_class(acquisition)
+    if acqf is None:
+        raise ConfigurationError("a model-only strategy needs a BoTorch acquisition, not 'sobol'")
+    spec = GeneratorSpec(
+        generator_enum=Generators.BOTORCH_MODULAR,
+        generator_kwargs={
+            "botorch_acqf_class": acqf,
+            "surrogate_spec": SurrogateSpec(model_configs=[ModelConfig()]),
+        },
+        generator_gen_kwargs={
+            "model_gen_options": {
+                "optimizer_kwargs": {"num_restarts": num_restarts, "raw_samples": raw_samples}
+            }
+        },
+    )
+    node = GenerationNode(name="BoTorch", generator_specs=[spec], should_deduplicate=True)
+    return GenerationStrategy(name=f"{acquisition} only", nodes=[node])

@@ -46,6 +46,10 @@ def _state(tuner: Any) -> dict[str, Any]:
         "fingerprint": tuner.fingerprint,
         "split_indices": {k: v.tolist() for k, v in tuner.split_indices.items()},
         "space": tuner.space.to_dict(),
+        # lets an online run (pex_tuner.tuning.online) write artifacts without the data
+        "feature_schema": tuner.data.schema.to_dict(),
+        "reference_point": [float(v) for v in tuner.reference_point],
+        "guardrail_bounds": dict(tuner.guardrail_bounds),
         "records": tuner.records,
         "extra_arms": {
             name: p.to_dict() for name, p in tuner.extra_arms.items() if hasattr(p, "to_dict")

@@ -40,7 +40,12 @@ from pex_tuner.effects import CateModel
 from pex_tuner.effects.cate import _fingerprint
 from pex_tuner.errors import ConfigurationError, InputDataError, NotFittedError
 from pex_tuner.policies.linear import LinearUtilityPolicy
-from pex_tuner.tuning.frontier import hypervolume, pareto_mask, select_subset, to_max_space
+from pex_tuner.tuning.frontier import (
+    hypervolume,
+    pareto_mask,
+    select_candidates,
+    to_max_space,
+)
 from pex_tuner.tuning.generation import acquisition_class, make_generation_strategy
 from pex_tuner.tuning.metric import OPEMetric
 from pex_tuner.tuning.space import PolicySpace
@@ -558,29 +563,29 @@ class OfflineTuner:
             ev = ev[ev["kind"] != "baseline"]
         if ev.empty:
             raise NotFittedError("no feasible tuned policies yet: call run(budget)")
-        # the frontier among the eligible policies (baselines may dominate them all)
-        front = ev[pareto_mask(self._objective_matrix(ev))].reset_index(drop=True)
-        Y = self._objective_matrix(front)
-        nadir = Y.min(axis=0) - 1e-9 * (1.0 + np.abs(Y.min(axis=0)))
+        Y_all = self._objective_matrix(ev)
         if isinstance(reference_point, str):
             if reference_point not in ("control", "nadir"):
                 raise ConfigurationError(
                     f"'reference_point' must be 'control', 'nadir' or values per objective; "
                     f"got {reference_point!r}"
                 )
-            label = reference_point
+            low = Y_all[pareto_mask(Y_all)].min(axis=0)
+            nadir = low - 1e-9 * (1.0 + np.abs(low))
             ref = self.reference_point if reference_point == "control" else nadir
-            if label == "control" and hypervolume(Y, ref) == 0.0:
-                label, ref = "nadir (no policy beats control on every objective)", nadir
+            given = reference_point
         else:
             ref = to_max_space(np.asarray(reference_point, dtype=float), self._objective_dirs)
             if ref.shape != (len(self._objective_idx),):
                 raise ConfigurationError(
                     f"'reference_point' needs one value per objective {self.config['objectives']}"
                 )
-            label = "given"
-        idx = select_subset(Y, ref, int(k))
-        out = front.iloc[np.sort(idx)].copy()
+            given = "given"
+        # the frontier among the eligible policies (baselines may dominate them all)
+        idx, ref, label = select_candidates(Y_all, ref, int(k))
+        nadir_label = "nadir (no policy beats control on every objective)"
+        label = given if label == "given" else nadir_label
+        out = ev.iloc[idx].copy()
         out["subset_hypervolume"] = hypervolume(self._objective_matrix(out), ref)
         out["reference"] = label
         return out.reset_index(drop=True)

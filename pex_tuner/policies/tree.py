@@ -1,0 +1,422 @@
+"""TreePolicy: an ordered list of if-else segments over raw features, each with its arm.
+
+A segment is a conjunction of conditions on single features:
+
+- numeric: ``x <= t`` or ``x > t`` (``t`` a finite float);
+- categorical: ``platform in {"ios", "web"}`` or ``platform not in {...}``, tested on the raw
+  category value as text (the same ``str(value)`` that :class:`~pex_tuner.schema.FeatureSchema`
+  uses for one-hot encoding).
+
+The first segment whose conditions all hold decides the unit's arm; units that match no segment
+get ``default_arm``. The policy needs no CATE model at assignment time, so it can be exported as
+SQL or as a dependency-free Python function (:mod:`pex_tuner.policies.export`).
+
+Missing values are handled explicitly and identically in every implementation (pandas, SQL,
+exported Python): a missing numeric value (NaN, None, SQL NULL) fails ``x <= t`` and therefore
+takes the ``x > t`` branch; a missing category is in no category set (``in`` fails, ``not in``
+holds). Policy artifacts validate frames against the feature schema first, which rejects missing
+values before assignment.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
+from typing import Any, Literal
+
+import numpy as np
+import pandas as pd
+
+from pex_tuner.errors import ConfigurationError, InputDataError
+
+__all__ = ["Condition", "Segment", "TreePolicy"]
+
+KIND = "tree"
+VERSION = 1
+NUMERIC = "numeric"
+CATEGORICAL = "categorical"
+NUMERIC_OPS = ("<=", ">")
+CATEGORICAL_OPS = ("in", "not in")
+
+Op = Literal["<=", ">", "in", "not in"]
+
+
+def _fmt_number(t: float) -> str:
+    return format(t, ".6g")
+
+
+@dataclass(frozen=True)
+class Condition:
+    """One test on one feature.
+
+    Attributes:
+        feature: feature column name.
+        op: ``"<="`` or ``">"`` (numeric features), ``"in"`` or ``"not in"`` (categorical).
+        value: the threshold (float) for numeric ops; the category set (sorted tuple of
+            strings) for categorical ops.
+    """
+
+    feature: str
+    op: Op
+    value: float | tuple[str, ...]
+
+    def __post_init__(self) -> None:
+        object.__setattr__(self, "feature", str(self.feature))
+        if self.op in NUMERIC_OPS:
+            if isinstance(self.value, bool | str | bytes) or not isinstance(
+                self.value, int | float | np.integer | np.floating
+            ):
+                raise ConfigurationError(
+                    f"condition on '{self.feature}' with op '{self.op}' needs a numeric "
+                    f"threshold; got {self.value!r}"
+                )
+            t = float(self.value)
+            if not math.isfinite(t):
+                raise ConfigurationError(
+                    f"condition on '{self.feature}' has threshold {t}; thresholds must be finite"
+                )
+            object.__setattr__(self, "value", t)
+        elif self.op in CATEGORICAL_OPS:
+            if isinstance(self.value, str | bytes) or not isinstance(
+                self.value, Sequence | set | frozenset
+            ):
+                raise ConfigurationError(
+                    f"condition on '{self.feature}' with op '{self.op}' needs a list of "
+                    f"categories; got {self.value!r}"
+                )
+            cats = tuple(sorted({str(c) for c in self.value}))
+            if not cats:
+                raise ConfigurationError(
+                    f"condition on '{self.feature}' with op '{self.op}' has no categories"
+                )
+            object.__setattr__(self, "value", cats)
+        else:
+            raise ConfigurationError(
+                f"condition on '{self.feature}' has op {self.op!r}; expected one of "
+                f"{[*NUMERIC_OPS, *CATEGORICAL_OPS]}"
+            )
+
+    @property
+    def is_numeric(self) -> bool:
+        return self.op in NUMERIC_OPS
+
+    def __str__(self) -> str:
+        if isinstance(self.value, float):
+            return f"{self.feature} {self.op} {_fmt_number(self.value)}"
+        cats = ", ".join(json.dumps(c) for c in self.value)
+        return f"{self.feature} {self.op} {{{cats}}}"
+
+    def to_dict(self) -> dict[str, Any]:
+        if isinstance(self.value, float):
+            return {"feature": self.feature, "op": self.op, "threshold": self.value}
+        return {"feature": self.feature, "op": self.op, "categories": list(self.value)}
+
+    @classmethod
+    def from_dict(cls, d: Mapping[str, Any]) -> Condition:
+        if not isinstance(d, Mapping) or "feature" not in d or "op" not in d:
+            raise InputDataError(
+                f"a condition must be an object with 'feature', 'op' and 'threshold' or "
+                f"'categories'; got {d!r}"
+            )
+        op = d["op"]
+        key = "threshold" if op in NUMERIC_OPS else "categories"
+        if op in (*NUMERIC_OPS, *CATEGORICAL_OPS) and key not in d:
+            raise InputDataError(f"condition {dict(d)!r} with op {op!r} lacks '{key}'")
+        return cls(feature=d["feature"], op=op, value=d.get(key))
+
+
+@dataclass(frozen=True)
+class Segment:
+    """A conjunction of conditions and the arm its units get.
+
+    Attributes:
+        conditions: the conditions, all of which must hold (at least one).
+        arm: the arm label.
+    """
+
+    conditions: tuple[Condition, ...]
+    arm: str
+
+    def __post_init__(self) -> None:
+        conds = tuple(self.conditions)
+        if not conds or not all(isinstance(c, Condition) for c in conds):
+            raise ConfigurationError(
+                f"a segment needs at least one Condition; got {list(conds)!r} (units that "
+                "match no segment get the policy's default_arm)"
+            )
+        object.__setattr__(self, "conditions", conds)
+        object.__setattr__(self, "arm", str(self.arm))
+
+    def __str__(self) -> str:
+        return " and ".join(str(c) for c in self.conditions)
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"conditions": [c.to_dict() for c in self.conditions], "arm": self.arm}
+
+    @classmethod
+    def from_dict(cls, d: Mapping[str, Any]) -> Segment:
+        if not isinstance(d, Mapping) or "conditions" not in d or "arm" not in d:
+            raise InputDataError(
+                f"a segment must be an object with 'conditions' and 'arm'; got {d!r}"
+            )
+        if not isinstance(d["conditions"], list):
+            raise InputDataError(
+                f"a segment's 'conditions' must be a list; got {d['conditions']!r}"
+            )
+        return cls(conditions=tuple(Condition.from_dict(c) for c in d["conditions"]), arm=d["arm"])
+
+
+@dataclass(frozen=True)
+class TreePolicy:
+    """An interpretable policy: ordered segments with their arms, and a default arm.
+
+    Attributes:
+        segments: segments in priority order; the first that matches a unit decides its arm.
+        default_arm: arm of units that match no segment.
+        arms: all arm labels, control first.
+        features: names of the features the policy was built over.
+        feature_kinds: ``"numeric"`` or ``"categorical"`` for each feature; numeric features
+            take ``<=`` / ``>`` conditions, categorical ones ``in`` / ``not in``.
+        outcomes: names of the outcomes whose weighted effects the policy was learned from
+            (informational; may be empty).
+        name: optional display name.
+
+    Example:
+        >>> policy = TreePolicy(
+        ...     segments=(Segment((Condition("x0", "<=", 0.5),), "arm_1"),),
+        ...     default_arm="control",
+        ...     arms=("control", "arm_1"),
+        ...     features=("x0",),
+        ...     feature_kinds=("numeric",),
+        ... )
+        >>> policy.assign(pd.DataFrame({"x0": [0.2, 0.5, 0.9]})).tolist()
+        ['arm_1', 'arm_1', 'control']
+    """
+
+    segments: tuple[Segment, ...]
+    default_arm: str
+    arms: tuple[str, ...]
+    features: tuple[str, ...]
+    feature_kinds: tuple[str, ...]
+    outcomes: tuple[str, ...] = ()
+    name: str | None = field(default=None, compare=False)
+
+    def __post_init__(self) -> None:
+        arms = tuple(str(a) for a in self.arms)
+        if len(arms) < 2:
+            raise ConfigurationError(f"a policy needs at least two arms; got {list(arms)}")
+        if len(set(arms)) != len(arms):
+            raise ConfigurationError(f"arm labels must be unique; got {list(arms)}")
+        features = tuple(str(f) for f in self.features)
+        kinds = tuple(str(k) for k in self.feature_kinds)
+        if len(set(features)) != len(features):
+            raise ConfigurationError(f"feature names must be unique; got {list(features)}")
+        if len(kinds) != len(features) or any(k not in (NUMERIC, CATEGORICAL) for k in kinds):
+            raise ConfigurationError(
+                f"'feature_kinds' must give 'numeric' or 'categorical' for each of the "
+                f"{len(features)} features; got {list(kinds)}"
+            )
+        kind_of = dict(zip(features, kinds, strict=True))
+        segments = tuple(self.segments)
+        for i, seg in enumerate(segments, start=1):
+            if not isinstance(seg, Segment):
+                raise ConfigurationError(f"segment {i} is not a Segment; got {seg!r}")
+            if seg.arm not in arms:
+                raise ConfigurationError(
+                    f"segment {i} assigns unknown arm '{seg.arm}'; expected one of {list(arms)}"
+                )
+            for cond in seg.conditions:
+                kind = kind_of.get(cond.feature)
+                if kind is None:
+                    raise ConfigurationError(
+                        f"segment {i} has a condition on unknown feature '{cond.feature}'; "
+                        f"the policy's features are {list(features)}"
+                    )
+                if (kind == NUMERIC) != cond.is_numeric:
+                    allowed = NUMERIC_OPS if kind == NUMERIC else CATEGORICAL_OPS
+                    raise ConfigurationError(
+                        f"segment {i} tests {kind} feature '{cond.feature}' with '{cond.op}'; "
+                        f"use one of {list(allowed)}"
+                    )
+        default = str(self.default_arm)
+        if default not in arms:
+            raise ConfigurationError(f"default arm '{default}' is not one of the arms {list(arms)}")
+        object.__setattr__(self, "arms", arms)
+        object.__setattr__(self, "features", features)
+        object.__setattr__(self, "feature_kinds", kinds)
+        object.__setattr__(self, "segments", segments)
+        object.__setattr__(self, "default_arm", default)
+        object.__setattr__(self, "outcomes", tuple(str(o) for o in self.outcomes))
+
+    # ------------------------------------------------------------------ structure
+    @property
+    def n_segments(self) -> int:
+        """Number of segments (the default arm is not counted)."""
+        return len(self.segments)
+
+    @property
+    def depth(self) -> int:
+        """Largest number of conditions in one segment (0 when every unit gets the default)."""
+        return max((len(s.conditions) for s in self.segments), default=0)
+
+    @property
+    def n_arms(self) -> int:
+        return len(self.arms)
+
+    @property
+    def used_features(self) -> tuple[str, ...]:
+        """Features that some condition tests, in the order of ``features``."""
+        used = {c.feature for s in self.segments for c in s.conditions}
+        return tuple(f for f in self.features if f in used)
+
+    def feature_kind(self, name: str) -> str:
+        return self.feature_kinds[self.features.index(name)]
+
+    # ------------------------------------------------------------------ decisions
+    def _columns(self, frame: pd.DataFrame) -> dict[str, Any]:
+        if not isinstance(frame, pd.DataFrame):
+            raise InputDataError(
+                f"expected a pandas DataFrame of features, got {type(frame).__name__}"
+            )
+        used = self.used_features
+        cols: dict[str, Any] = {}
+        for name in used:
+            if name not in frame.columns:
+                raise InputDataError(
+                    f"feature column '{name}' is missing; this tree policy tests features "
+                    f"{list(used)}"
+                )
+            col = frame[name]
+            if self.feature_kind(name) == NUMERIC:
+                if not pd.api.types.is_numeric_dtype(col.dtype) or isinstance(
+                    col.dtype, pd.CategoricalDtype
+                ):
+                    raise InputDataError(
+                        f"feature '{name}' must be numeric for this tree policy; got dtype "
+                        f"{col.dtype}"
+                    )
+                cols[name] = col.to_numpy(dtype=np.float64, na_value=np.nan)
+            else:
+                cols[name] = (col.notna().to_numpy(), col.astype(str))
+        return cols
+
+    @staticmethod
+    def _holds(cond: Condition, cols: dict[str, Any]) -> np.ndarray:
+        if isinstance(cond.value, float):
+            le = cols[cond.feature] <= cond.value  # False for NaN, so NaN takes '>'
+            return le if cond.op == "<=" else ~le
+        present, text = cols[cond.feature]
+        inside = present & text.isin(cond.value).to_numpy()
+        return inside if cond.op == "in" else ~inside
+
+    def assign_frame(self, frame: pd.DataFrame) -> np.ndarray:
+        """Arm index per row of ``frame`` (0 = control), int ndarray of shape (n_units,).
+
+        Args:
+            frame: DataFrame with (at least) the features the conditions test, raw (not
+                one-hot encoded); extra columns are ignored.
+
+        Raises:
+            InputDataError: a tested column is missing or a numeric one is not numeric.
+        """
+        cols = self._columns(frame)
+        n = len(frame)
+        out = np.full(n, self.arms.index(self.default_arm), dtype=np.intp)
+        open_ = np.ones(n, dtype=bool)
+        for seg in self.segments:
+            match = open_.copy()
+            for cond in seg.conditions:
+                match &= self._holds(cond, cols)
+            out[match] = self.arms.index(seg.arm)
+            open_ &= ~match
+        return out
+
+    def assign_index(self, frame: pd.DataFrame) -> np.ndarray:
+        """Alias of :meth:`assign_frame`."""
+        return self.assign_frame(frame)
+
+    def assign(self, frame: pd.DataFrame) -> np.ndarray:
+        """Arm label per row of ``frame``, object ndarray of shape (n_units,)."""
+        return np.asarray(self.arms, dtype=object)[self.assign_frame(frame)]
+
+    def describe(self) -> str:
+        """The policy as readable if-else text, one line per segment."""
+        lines = [
+            f"{'if' if i == 0 else 'elif'} {seg}: {seg.arm}" for i, seg in enumerate(self.segments)
+        ]
+        lines.append(f"else: {self.default_arm}" if lines else f"always: {self.default_arm}")
+        return "\n".join(lines)
+
+    def __str__(self) -> str:
+        return self.describe()
+
+    # ------------------------------------------------------------------ serialization
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "kind": KIND,
+            "version": VERSION,
+            "name": self.name,
+            "arms": list(self.arms),
+            "outcomes": list(self.outcomes),
+            "features": [
+                {"name": f, "kind": k}
+                for f, k in zip(self.features, self.feature_kinds, strict=True)
+            ],
+            "segments": [s.to_dict() for s in self.segments],
+            "default_arm": self.default_arm,
+        }
+
+    @classmethod
+    def from_dict(cls, d: Mapping[str, Any]) -> TreePolicy:
+        """Read a policy document written by :meth:`to_dict`.
+
+        Raises:
+            InputDataError: the document is not a version-1 tree policy or is inconsistent
+                (unknown arm or feature, wrong operator for a feature's kind, ...).
+        """
+        if not isinstance(d, Mapping) or d.get("kind") != KIND:
+            kind = d.get("kind") if isinstance(d, Mapping) else type(d).__name__
+            raise InputDataError(f"expected a '{KIND}' policy document; got kind {kind!r}")
+        if d.get("version") != VERSION:
+            raise InputDataError(
+                f"policy document has version {d.get('version')!r}; this pex-tuner reads "
+                f"version {VERSION}"
+            )
+        missing = [k for k in ("arms", "features", "segments", "default_arm") if k not in d]
+        if missing:
+            raise InputDataError(f"tree policy document lacks field(s) {missing}")
+        for key in ("arms", "features", "segments"):
+            if not isinstance(d[key], list):
+                raise InputDataError(
+                    f"tree policy field '{key}' must be a list; got {type(d[key]).__name__}"
+                )
+        feats = d["features"]
+        if not all(isinstance(f, Mapping) and {"name", "kind"} <= set(f) for f in feats):
+            raise InputDataError(
+                "tree policy field 'features' must list objects with 'name' and 'kind'"
+            )
+        try:
+            return cls(
+                segments=tuple(Segment.from_dict(s) for s in d["segments"]),
+                default_arm=d["default_arm"],
+                arms=tuple(d["arms"]),
+                features=tuple(f["name"] for f in feats),
+                feature_kinds=tuple(f["kind"] for f in feats),
+                outcomes=tuple(d.get("outcomes") or ()),
+                name=d.get("name"),
+            )
+        except ConfigurationError as exc:
+            raise InputDataError(f"invalid tree policy document: {exc}") from exc
+
+    def to_json(self) -> str:
+        return json.dumps(self.to_dict(), indent=2)
+
+    @classmethod
+    def from_json(cls, text: str) -> TreePolicy:
+        try:
+            d = json.loads(text)
+        except json.JSONDecodeError as exc:
+            raise InputDataError(f"policy JSON is not valid JSON: {exc}") from exc
+        return cls.from_dict(d)
