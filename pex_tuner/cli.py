@@ -1,8 +1,9 @@
 """The ``pex-tuner`` command line.
 
 Commands:
-    demo      the offline phase on the built-in synthetic experiment: CATE models, an OPE table
-              next to the ground truth, tuning, Pareto frontier, candidates and report.
+    demo      all three phases on the built-in synthetic experiment: offline (CATE models, OPE
+              next to the ground truth, tuning, Pareto frontier, candidates), online rounds
+              through the service API against the simulator, launch with holdout, backtest.
     tune      tune linear-utility policies on your CSV / Parquet experiment (writes frontier.csv,
               candidates.json, report.html, policy artifacts and the saved tuner).
     assign    assign arms to new units with a policy artifact.
@@ -114,14 +115,14 @@ def _cmd_demo(args: argparse.Namespace) -> int:
 
     truth = make_synthetic(args.n_units, random_state=args.seed)
     print("pex-tuner demo: built-in synthetic experiment (goal, guardrail and cost outcomes)")
-    print("\n== Step 1: CATE models and off-policy evaluation of simple policies ==")
+    print("\n== Phase 1a: CATE models and off-policy evaluation of simple policies ==")
     print(_run_ope_report(truth.data, learner=args.learner, seed=args.seed, truth=truth))
     print(
         "\nEach cell: doubly robust estimate on the test split with its 95% CI and, because "
         "the experiment is simulated, the true value; 'lift' is the paired difference to "
         "assign-all-control."
     )
-    print(f"\n== Step 2: multi-objective tuning ({args.budget} evaluations, qLogNParEGO) ==")
+    print(f"\n== Phase 1b: offline tuning ({args.budget} evaluations, qLogNParEGO) ==")
     summary = run_tuning(
         truth.data,
         out=args.out,
@@ -136,6 +137,29 @@ def _cmd_demo(args: argparse.Namespace) -> int:
         "\nColumns '<outcome>_true_test' are the true values of each frontier policy on the "
         "held-out test units. Open report.html for the Pareto front, the with/without-bias "
         "comparison and the hypervolume trace."
+    )
+    if args.offline_only:
+        return 0
+    from pex_tuner.service.demo import run_online_phase, summarize
+
+    print(
+        f"\n== Phase 2: online tuning, {args.rounds} rounds through the service API, against "
+        "the online simulator (a long-term outcome joins the objectives) =="
+    )
+    online = run_online_phase(
+        summary["out"] / "tuner",
+        summary["out"],
+        rounds=args.rounds,
+        candidates=args.candidates,
+        seed=args.seed,
+        data=truth.data,
+    )
+    print("\n== Phase 3: launch with a randomized holdout, and backtest ==")
+    print(summarize(online))
+    print(
+        f"\nWrote {online['report']} (online results, calibration, backtest) and the launch "
+        f"file {online['launch_file']}. All online state is in the SQLite database "
+        f"{online['db']}."
     )
     return 0
 
@@ -456,13 +480,15 @@ def build_parser() -> argparse.ArgumentParser:
     )
     sub = parser.add_subparsers(dest="command", required=True)
 
-    demo = sub.add_parser("demo", help="run the offline phase on the built-in experiment")
+    demo = sub.add_parser("demo", help="run all three phases on the built-in experiment")
     demo.add_argument("--n-units", type=int, default=20_000)
     demo.add_argument("--seed", type=int, default=0)
     demo.add_argument("--learner", choices=["t", "x", "s", "dr"], default="t")
     demo.add_argument("--budget", type=int, default=24, help="tuned policies to evaluate")
     demo.add_argument("--batch-size", type=int, default=4)
     demo.add_argument("--candidates", type=int, default=3)
+    demo.add_argument("--rounds", type=int, default=3, help="online rounds (phase 2)")
+    demo.add_argument("--offline-only", action="store_true", help="stop after the offline phase")
     demo.add_argument("--out", default="pex_tuner_demo", help="output folder")
     demo.set_defaults(func=_cmd_demo)
 

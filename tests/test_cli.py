@@ -11,10 +11,22 @@ from pex_tuner.cli import main
 from pex_tuner.datasets import make_synthetic
 
 
-def test_demo_runs_the_offline_phase(capsys, tmp_path):
+def test_demo_runs_all_three_phases(capsys, tmp_path):
     out_dir = tmp_path / "demo"
     code = main(
-        ["demo", "--n-units", "3000", "--seed", "1", "--budget", "6", "--out", str(out_dir)]
+        [
+            "demo",
+            "--n-units",
+            "3000",
+            "--seed",
+            "1",
+            "--budget",
+            "6",
+            "--rounds",
+            "2",
+            "--out",
+            str(out_dir),
+        ]
     )
     assert code == 0
     out = capsys.readouterr().out
@@ -25,6 +37,15 @@ def test_demo_runs_the_offline_phase(capsys, tmp_path):
     assert "Pareto frontier" in out and "engagement_true_test" in out
     for f in ("frontier.csv", "candidates.json", "report.html", "tuner/tuner.json"):
         assert (out_dir / f).exists(), f
+    # online rounds through the service, launch, backtest, all state in one SQLite file
+    assert "qLogNParEGO" in out and "Launched trial" in out and "long_term" in out
+    for f in ("online_report.html", "launch/launch.json", "pex_tuner_online.db"):
+        assert (out_dir / f).exists(), f
+    assert f"SQLite database {out_dir / 'pex_tuner_online.db'}" in out
+    from pex_tuner.launch import LaunchedPolicy
+
+    launched = LaunchedPolicy.load(out_dir / "launch" / "launch.json")
+    assert launched.holdout == 0.05
 
 
 def test_evaluate_command_on_a_csv(tmp_path, capsys):

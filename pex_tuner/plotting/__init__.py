@@ -1,6 +1,7 @@
 """Figures (plotly). Leaf package: functions take results and return figures."""
 
 from pex_tuner.plotting.backtest import plot_backtest
+from pex_tuner.plotting.online import plot_calibration, plot_online_trials
 from pex_tuner.plotting.ope import plot_policy_values
 from pex_tuner.plotting.pareto import (
     plot_front_comparison,
@@ -11,8 +12,10 @@ from pex_tuner.plotting.pareto import (
 
 __all__ = [
     "plot_backtest",
+    "plot_calibration",
     "plot_front_comparison",
     "plot_hypervolume",
+    "plot_online_trials",
     "plot_pareto_front",
     "plot_policy_values",
     "write_report",
