@@ -9,6 +9,10 @@ Commands:
     assign    assign arms to new units with a policy artifact.
     evaluate  fit CATE models and print an OPE table of example policies on your experiment.
     export    print a tree policy artifact as SQL, a plain Python function, or JSON.
+    explain   Distill-HTE segments per treatment with honest effect intervals (writes
+              segments.csv and segments.html).
+    learn-policy  learn an interpretable tree policy (greedy-tree, distill, no-hte-greedy,
+              no-hte-iterative, guide-ope, guide-explore-exploit) and write its artifact.
     serve     the online service that experiment systems poll for candidate policies.
 """
 
@@ -454,6 +458,200 @@ def _add_export_parser(sub: argparse._SubParsersAction) -> None:
     export.set_defaults(func=_cmd_export)
 
 
+def _parse_weight(text: str) -> tuple[str, float]:
+    name, sep, value = text.rpartition("=")
+    try:
+        weight = float(value)
+    except ValueError:
+        weight = float("nan")
+    if not sep or not name or not np.isfinite(weight) or weight < 0:
+        raise argparse.ArgumentTypeError(
+            f"--weight expects NAME=C with a number C >= 0 (engagement=2), got {text!r}"
+        )
+    return name, weight
+
+
+def _cmd_explain(args: argparse.Namespace) -> int:
+    from pathlib import Path
+
+    from pex_tuner.effects import CateModel
+    from pex_tuner.explain import DistillHTE
+    from pex_tuner.plotting import plot_segments, write_report
+
+    data = _load_data(args)
+    explainer = DistillHTE(
+        max_depth=args.max_depth,
+        min_units_per_arm=args.min_units_per_arm,
+        outcome_weights=dict(args.weight) if args.weight else None,
+        random_state=args.seed,
+    )
+    model = CateModel(
+        learner=args.learner, n_folds=args.n_folds, random_state=args.seed, progress=False
+    )
+    t0 = time.perf_counter()
+    explainer.fit(data, model=model)
+    seg = explainer.segments_
+    out = Path(args.out)
+    out.mkdir(parents=True, exist_ok=True)
+    tmp = out / ".segments.csv.tmp"
+    seg.to_csv(tmp, index=False)
+    tmp.replace(out / "segments.csv")
+    n_s, n_e = len(explainer.structure_indices_), len(explainer.estimation_indices_)
+    write_report(
+        out / "segments.html",
+        [plot_segments(seg)],
+        title="pex-tuner: Distill-HTE segments",
+        sections=[
+            repr(data),
+            f"One multi-task tree per treatment (max depth {args.max_depth}) distilled from "
+            f"{args.learner.upper()}-learner CATE predictions of all outcomes on {n_s} "
+            f"structure units; segment effects and 95% intervals from {n_e} other units "
+            f"(honest), each segment with at least {args.min_units_per_arm} treated and "
+            "control units. Green: significantly good (direction-aware), red: significantly "
+            "bad, gray: not significant. Hover a bar for its rule.",
+        ],
+        tables={"Segments": seg},
+    )
+    lines = []
+    for r in seg.to_dict("records"):
+        cells = [f"{r['treatment']} S{r['segment']} ({r['n_units']} units): {r['rule']}"]
+        for o in data.outcomes:
+            star = "*" if r[f"significant[{o}]"] else " "
+            cells.append(
+                f"    {o}: {r[f'effect[{o}]']:+.4f} [{r[f'ci_low[{o}]']:+.4f}, "
+                f"{r[f'ci_high[{o}]']:+.4f}]{star}"
+            )
+        lines.append("\n".join(cells))
+    print(f"{data!r}")
+    print("\n".join(lines))
+    print(
+        f"\n{len(seg)} segments in {time.perf_counter() - t0:.1f} s (* = 95% interval excludes "
+        f"0); wrote {out / 'segments.csv'} and {out / 'segments.html'}"
+    )
+    return 0
+
+
+def _add_explain_parser(sub: argparse._SubParsersAction) -> None:
+    ex = sub.add_parser(
+        "explain", help="Distill-HTE: honest segments with effect intervals per treatment"
+    )
+    ex.add_argument("--data", required=True, help="CSV or Parquet file, one row per unit")
+    ex.add_argument("--treatment", required=True, help="column with the arm each unit got")
+    ex.add_argument("--control", required=True, help="label of the control arm")
+    ex.add_argument(
+        "--outcome",
+        type=_parse_outcome,
+        action="append",
+        required=True,
+        help="NAME:max or NAME:min (repeat for every outcome)",
+    )
+    ex.add_argument("--features", nargs="*", default=None, help="default: all other columns")
+    ex.add_argument("--propensity", default=None, help="column with logged propensities")
+    ex.add_argument("--learner", choices=["t", "x", "s", "dr"], default="t")
+    ex.add_argument("--n-folds", type=int, default=5, help="cross-fitting folds of the CATE model")
+    ex.add_argument("--max-depth", type=int, default=3, help="depth of each distillation tree")
+    ex.add_argument(
+        "--min-units-per-arm",
+        type=int,
+        default=30,
+        help="treated and control units every segment keeps (estimation half)",
+    )
+    ex.add_argument(
+        "--weight",
+        type=_parse_weight,
+        action="append",
+        help="NAME=C: loss weight of an outcome in the tree (default 1 each)",
+    )
+    ex.add_argument("--seed", type=int, default=0)
+    ex.add_argument("--out", required=True, help="output folder (segments.csv, segments.html)")
+    ex.set_defaults(func=_cmd_explain)
+
+
+def _parse_preference(text: str) -> tuple[str, float]:
+    name, sep, value = text.rpartition("=")
+    try:
+        weight = float(value)
+    except ValueError:
+        weight = float("nan")
+    if not sep or not name or not np.isfinite(weight) or weight < 0:
+        raise argparse.ArgumentTypeError(
+            f"--weight expects NAME=W with a number W >= 0 (its sign comes from the outcome's "
+            f"direction), got {text!r}"
+        )
+    return name, weight
+
+
+def _cmd_learn_policy(args: argparse.Namespace) -> int:
+    from pex_tuner.policies import learn_policy, preference_weights, write_artifact
+
+    data = _load_data(args)
+    prefs = dict(args.weight or [])
+    weights = preference_weights(data, prefs)
+    mss = args.min_segment_size
+    t0 = time.perf_counter()
+    result = learn_policy(
+        data,
+        args.method,
+        outcome_weights=weights,
+        max_depth=args.max_depth,
+        min_segment_size=int(mss) if mss >= 1 else mss,
+        validation_size=args.validation_size,
+        learner=args.learner,
+        n_folds=args.n_folds,
+        random_state=args.seed,
+    )
+    path = write_artifact(args.out, result.policy, schema=data.schema)
+    shown = ", ".join(f"{o}={w:+g}" for o, w in zip(data.outcomes, weights, strict=True))
+    print(f"{data!r}")
+    print(f"outcome weights (signed, raw scale): {shown}")
+    print(result.summary())
+    print(f"wrote the policy artifact {path} ({time.perf_counter() - t0:.1f} s)")
+    return 0
+
+
+def _add_learn_policy_parser(sub: argparse._SubParsersAction) -> None:
+    from pex_tuner.policies.learners import METHODS
+
+    lp = sub.add_parser(
+        "learn-policy", help="learn an interpretable tree policy and write its artifact"
+    )
+    lp.add_argument("--method", choices=list(METHODS), required=True)
+    lp.add_argument("--data", required=True, help="CSV or Parquet file, one row per unit")
+    lp.add_argument("--treatment", required=True, help="column with the arm each unit got")
+    lp.add_argument("--control", required=True, help="label of the control arm")
+    lp.add_argument(
+        "--outcome",
+        type=_parse_outcome,
+        action="append",
+        required=True,
+        help="NAME:max or NAME:min (repeat for every outcome)",
+    )
+    lp.add_argument("--features", nargs="*", default=None, help="default: all other columns")
+    lp.add_argument("--propensity", default=None, help="column with logged propensities")
+    lp.add_argument(
+        "--weight",
+        type=_parse_preference,
+        action="append",
+        help="NAME=W: non-negative preference of an outcome, signed by its direction "
+        "(default 1 each; with any --weight, unnamed outcomes get 0)",
+    )
+    lp.add_argument("--max-depth", type=int, default=2, help="depth of the policy trees")
+    lp.add_argument(
+        "--min-segment-size",
+        type=float,
+        default=0.05,
+        help="fewest training units per segment: a fraction (< 1) or a count",
+    )
+    lp.add_argument(
+        "--validation-size", type=float, default=0.3, help="share held out for GUIDE and OPE"
+    )
+    lp.add_argument("--learner", choices=["t", "x", "s", "dr"], default="t")
+    lp.add_argument("--n-folds", type=int, default=5, help="cross-fitting folds of the CATE model")
+    lp.add_argument("--seed", type=int, default=0)
+    lp.add_argument("--out", required=True, help="the policy artifact JSON to write")
+    lp.set_defaults(func=_cmd_learn_policy)
+
+
 def _add_data_args(p: argparse.ArgumentParser) -> None:
     p.add_argument("--data", required=True, help="CSV or Parquet file, one row per unit")
     p.add_argument("--treatment", required=True, help="column with the arm each unit got")
@@ -540,6 +738,8 @@ def build_parser() -> argparse.ArgumentParser:
     ev.add_argument("--seed", type=int, default=0)
     ev.set_defaults(func=_cmd_evaluate)
     _add_export_parser(sub)
+    _add_explain_parser(sub)
+    _add_learn_policy_parser(sub)
 
     from pex_tuner.service.store import DEFAULT_URL
 

@@ -9,6 +9,7 @@ from pex_tuner.plotting.pareto import (
     plot_pareto_front,
     write_report,
 )
+from pex_tuner.plotting.segments import plot_segments
 
 __all__ = [
     "plot_backtest",
@@ -18,5 +19,6 @@ __all__ = [
     "plot_online_trials",
     "plot_pareto_front",
     "plot_policy_values",
+    "plot_segments",
     "write_report",
 ]

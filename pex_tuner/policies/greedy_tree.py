@@ -115,6 +115,7 @@ class _Node:
     bin: int = -1
     left: _Node | None = None
     right: _Node | None = None
+    values: np.ndarray | None = None  # (K,) value of giving the node's units each arm
 
 
 @dataclass(frozen=True)
@@ -155,6 +156,8 @@ class GreedyTreePolicyLearner:
         >>> policy = learner.fit(frame, rewards, arms=["control", "a", "b"]).policy_
         >>> print(policy.describe())  # doctest: +SKIP
     """
+
+    _name_prefix = "greedy_tree"
 
     def __init__(
         self,
@@ -330,10 +333,31 @@ class GreedyTreePolicyLearner:
             H[f] = onehot @ R_node
         return H, C
 
+    # hooks for learners whose statistic columns are not rewards (see nohte.py)
+    def _arm_values(self, S: np.ndarray, n: np.ndarray | float) -> np.ndarray:
+        """Total reward of giving a set of units each arm, shape (..., K), from the sums S
+        (..., M) of their statistic columns and their count n (...). Here the columns are the
+        rewards themselves."""
+        return S
+
+    def _eligible(
+        self,
+        L: np.ndarray,
+        n_left: np.ndarray,
+        T: np.ndarray,
+        N: float,
+        VL: np.ndarray,
+        VR: np.ndarray,
+        VT: np.ndarray,
+        valid: np.ndarray,
+    ) -> np.ndarray | None:
+        """Extra eligibility mask of shape (F, B) for the ``valid`` candidates, or None."""
+        return None
+
     def _best_split(
         self, b: _Binned, H: np.ndarray, C: np.ndarray, min_size: int, tol: float
     ) -> tuple[int, int, float] | None:
-        T = H[0].sum(axis=0)  # (K,) node totals
+        T = H[0].sum(axis=0)  # (M,) node totals
         N = C[0].sum()
         cumH = np.cumsum(H, axis=1)
         cumC = np.cumsum(C, axis=1)
@@ -345,11 +369,19 @@ class GreedyTreePolicyLearner:
         valid &= N - n_left >= min_size
         if not valid.any():
             return None
-        total = L.max(axis=2) + (T - L).max(axis=2)
+        VT = self._arm_values(T, N)
+        VL = self._arm_values(L, n_left)
+        VR = self._arm_values(T - L, N - n_left)
+        extra = self._eligible(L, n_left, T, N, VL, VR, VT, valid)
+        if extra is not None:
+            valid &= extra
+            if not valid.any():
+                return None
+        total = VL.max(axis=2) + VR.max(axis=2)
         total = np.where(valid, total, -np.inf)
         flat = int(np.argmax(total))
         best = float(total.flat[flat])
-        if best <= T.max() + tol:
+        if best <= VT.max() + tol:
             return None
         f, bin_ = divmod(flat, b.n_bins)
         return f, bin_, best
@@ -367,7 +399,8 @@ class GreedyTreePolicyLearner:
         tol_unit: float,
     ) -> _Node:
         T = H[0].sum(axis=0)
-        node = _Node(n=n, arm=int(np.argmax(T)), value=float(T.max()))
+        vals = self._arm_values(T, float(n))
+        node = _Node(n=n, arm=int(np.argmax(vals)), value=float(vals.max()), values=vals)
         if depth >= self.max_depth or n < 2 * min_size:
             return node
         split = self._best_split(b, H, C, min_size, tol_unit * n)
@@ -492,6 +525,20 @@ class GreedyTreePolicyLearner:
         t0 = time.perf_counter()
         n = len(X) if isinstance(X, pd.DataFrame) else int(np.shape(X)[0]) if np.ndim(X) else 0
         R, labels, outcomes = self._rewards(rewards, n, arms)
+        return self._fit_arrays(X, R, labels, outcomes, schema, t0)
+
+    def _fit_arrays(
+        self,
+        X: Any,
+        R: np.ndarray,
+        labels: tuple[str, ...],
+        outcomes: tuple[str, ...],
+        schema: FeatureSchema | None,
+        t0: float,
+    ) -> GreedyTreePolicyLearner:
+        """Grow, prune and convert the tree over statistic columns R of shape (n, M)."""
+        n = R.shape[0]
+        K = len(labels)
         min_size = self._check_params(n)
         binned, names, kinds = self._bin(X, schema)
         H, C = (
@@ -504,10 +551,12 @@ class GreedyTreePolicyLearner:
         leaves: list[tuple[list[Condition], _Node]] = []
         self._leaves(root, [], binned, names, leaves)
         reward = float(sum(leaf.value for _, leaf in leaves))
+        # leaves before pruning: (simplified conditions, node); used by the iterative learner
+        self.leaves_ = [(self._simplify(path), leaf) for path, leaf in leaves]
         self._prune(root)
         leaves = []
         self._leaves(root, [], binned, names, leaves)
-        size = np.zeros(R.shape[1])
+        size = np.zeros(K)
         for _, leaf in leaves:
             size[leaf.arm] += leaf.n
         default = int(np.argmax(size))
@@ -523,7 +572,7 @@ class GreedyTreePolicyLearner:
             features=names,
             feature_kinds=kinds,
             outcomes=outcomes,
-            name=f"greedy_tree_d{self.max_depth}",
+            name=f"{self._name_prefix}_d{self.max_depth}",
         )
         self.reward_ = reward
         self.feature_names_in_ = np.asarray(names, dtype=object)

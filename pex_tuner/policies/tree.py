@@ -31,7 +31,7 @@ import pandas as pd
 
 from pex_tuner.errors import ConfigurationError, InputDataError
 
-__all__ = ["Condition", "Segment", "TreePolicy"]
+__all__ = ["Condition", "Segment", "TreePolicy", "conjoin"]
 
 KIND = "tree"
 VERSION = 1
@@ -166,6 +166,47 @@ class Segment:
                 f"a segment's 'conditions' must be a list; got {d['conditions']!r}"
             )
         return cls(conditions=tuple(Condition.from_dict(c) for c in d["conditions"]), arm=d["arm"])
+
+
+def conjoin(conditions: Sequence[Condition]) -> tuple[Condition, ...] | None:
+    """The conjunction of ``conditions`` with one condition per (feature, side), or None when
+    no unit can satisfy it.
+
+    Numeric bounds keep the tightest ``<=`` and ``>`` per feature (None when ``x <= a`` and
+    ``x > b`` with ``a <= b``); category sets merge (``in`` sets intersect, ``not in`` sets
+    unite, ``in`` minus ``not in``; None when an ``in`` set becomes empty). Order follows the
+    first appearance of each (feature, side).
+    """
+    out: dict[tuple[str, str], Condition] = {}
+    for c in conditions:
+        if isinstance(c.value, float):
+            key = (c.feature, c.op)
+            prev = out.get(key)
+            if prev is not None:
+                pv = float(prev.value)  # type: ignore[arg-type]
+                c = Condition(
+                    c.feature, c.op, min(pv, c.value) if c.op == "<=" else max(pv, c.value)
+                )
+            out[key] = c
+            continue
+        key = (c.feature, "cat")
+        prev = out.get(key)
+        if prev is not None:
+            a, b = set(prev.value), set(c.value)  # type: ignore[arg-type]
+            if prev.op == "in" or c.op == "in":
+                cats = a & b if prev.op == c.op else (a - b if prev.op == "in" else b - a)
+                if not cats:
+                    return None
+                c = Condition(c.feature, "in", cats)
+            else:
+                c = Condition(c.feature, "not in", a | b)
+        out[key] = c
+    for (feature, op), c in out.items():
+        if op == "<=":
+            low = out.get((feature, ">"))
+            if low is not None and float(c.value) <= float(low.value):  # type: ignore[arg-type]
+                return None
+    return tuple(out.values())
 
 
 @dataclass(frozen=True)
@@ -336,6 +377,34 @@ class TreePolicy:
     def assign_index(self, frame: pd.DataFrame) -> np.ndarray:
         """Alias of :meth:`assign_frame`."""
         return self.assign_frame(frame)
+
+    def assign_data(self, data: Any) -> np.ndarray:
+        """Arm index into ``data.arms`` per unit of an ExperimentData, shape (n_units,).
+
+        Decides from the experiment's raw feature frame (``data.features``), so the OPE metric
+        and ``OfflineTuner.attach_policy`` evaluate tree policies like any other arm.
+
+        Raises:
+            InputDataError: a tested feature is missing, or the policy has an arm that the
+                experiment does not.
+        """
+        features = getattr(data, "features", None)
+        arms = tuple(str(a) for a in getattr(data, "arms", ()))
+        if not isinstance(features, pd.DataFrame) or not arms:
+            raise InputDataError(
+                f"assign_data expects an ExperimentData, got {type(data).__name__}; use "
+                "assign_frame for a DataFrame of features"
+            )
+        idx = self.assign_frame(features)
+        if self.arms == arms:
+            return idx
+        unknown = [a for a in self.arms if a not in arms]
+        if unknown:
+            raise InputDataError(
+                f"tree policy arm(s) {unknown} are not arms of the experiment {list(arms)}"
+            )
+        lookup = np.array([arms.index(a) for a in self.arms], dtype=np.intp)
+        return lookup[idx]
 
     def assign(self, frame: pd.DataFrame) -> np.ndarray:
         """Arm label per row of ``frame``, object ndarray of shape (n_units,)."""
