@@ -458,17 +458,25 @@ def _add_export_parser(sub: argparse._SubParsersAction) -> None:
     export.set_defaults(func=_cmd_export)
 
 
-def _parse_weight(text: str) -> tuple[str, float]:
+def _split_weight(text: str) -> tuple[str, float] | None:
+    """``NAME=NUMBER`` with a finite number >= 0 as (name, number); None when malformed."""
     name, sep, value = text.rpartition("=")
     try:
         weight = float(value)
     except ValueError:
-        weight = float("nan")
+        return None
     if not sep or not name or not np.isfinite(weight) or weight < 0:
+        return None
+    return name, weight
+
+
+def _parse_weight(text: str) -> tuple[str, float]:
+    pair = _split_weight(text)
+    if pair is None:
         raise argparse.ArgumentTypeError(
             f"--weight expects NAME=C with a number C >= 0 (engagement=2), got {text!r}"
         )
-    return name, weight
+    return pair
 
 
 def _cmd_explain(args: argparse.Namespace) -> int:
@@ -535,19 +543,7 @@ def _add_explain_parser(sub: argparse._SubParsersAction) -> None:
     ex = sub.add_parser(
         "explain", help="Distill-HTE: honest segments with effect intervals per treatment"
     )
-    ex.add_argument("--data", required=True, help="CSV or Parquet file, one row per unit")
-    ex.add_argument("--treatment", required=True, help="column with the arm each unit got")
-    ex.add_argument("--control", required=True, help="label of the control arm")
-    ex.add_argument(
-        "--outcome",
-        type=_parse_outcome,
-        action="append",
-        required=True,
-        help="NAME:max or NAME:min (repeat for every outcome)",
-    )
-    ex.add_argument("--features", nargs="*", default=None, help="default: all other columns")
-    ex.add_argument("--propensity", default=None, help="column with logged propensities")
-    ex.add_argument("--learner", choices=["t", "x", "s", "dr"], default="t")
+    _add_data_args(ex, estimator=False, seed=False)
     ex.add_argument("--n-folds", type=int, default=5, help="cross-fitting folds of the CATE model")
     ex.add_argument("--max-depth", type=int, default=3, help="depth of each distillation tree")
     ex.add_argument(
@@ -568,17 +564,13 @@ def _add_explain_parser(sub: argparse._SubParsersAction) -> None:
 
 
 def _parse_preference(text: str) -> tuple[str, float]:
-    name, sep, value = text.rpartition("=")
-    try:
-        weight = float(value)
-    except ValueError:
-        weight = float("nan")
-    if not sep or not name or not np.isfinite(weight) or weight < 0:
+    pair = _split_weight(text)
+    if pair is None:
         raise argparse.ArgumentTypeError(
             f"--weight expects NAME=W with a number W >= 0 (its sign comes from the outcome's "
             f"direction), got {text!r}"
         )
-    return name, weight
+    return pair
 
 
 def _cmd_learn_policy(args: argparse.Namespace) -> int:
@@ -616,18 +608,7 @@ def _add_learn_policy_parser(sub: argparse._SubParsersAction) -> None:
         "learn-policy", help="learn an interpretable tree policy and write its artifact"
     )
     lp.add_argument("--method", choices=list(METHODS), required=True)
-    lp.add_argument("--data", required=True, help="CSV or Parquet file, one row per unit")
-    lp.add_argument("--treatment", required=True, help="column with the arm each unit got")
-    lp.add_argument("--control", required=True, help="label of the control arm")
-    lp.add_argument(
-        "--outcome",
-        type=_parse_outcome,
-        action="append",
-        required=True,
-        help="NAME:max or NAME:min (repeat for every outcome)",
-    )
-    lp.add_argument("--features", nargs="*", default=None, help="default: all other columns")
-    lp.add_argument("--propensity", default=None, help="column with logged propensities")
+    _add_data_args(lp, learner=False, estimator=False, seed=False)
     lp.add_argument(
         "--weight",
         type=_parse_preference,
@@ -652,7 +633,11 @@ def _add_learn_policy_parser(sub: argparse._SubParsersAction) -> None:
     lp.set_defaults(func=_cmd_learn_policy)
 
 
-def _add_data_args(p: argparse.ArgumentParser) -> None:
+def _add_data_args(
+    p: argparse.ArgumentParser, *, learner: bool = True, estimator: bool = True, seed: bool = True
+) -> None:
+    """The experiment-file arguments (--data ... --propensity), then optionally --learner,
+    --estimator and --seed (commands that place those later add them themselves)."""
     p.add_argument("--data", required=True, help="CSV or Parquet file, one row per unit")
     p.add_argument("--treatment", required=True, help="column with the arm each unit got")
     p.add_argument("--control", required=True, help="label of the control arm")
@@ -665,9 +650,12 @@ def _add_data_args(p: argparse.ArgumentParser) -> None:
     )
     p.add_argument("--features", nargs="*", default=None, help="default: all other columns")
     p.add_argument("--propensity", default=None, help="column with logged propensities")
-    p.add_argument("--learner", choices=["t", "x", "s", "dr"], default="t")
-    p.add_argument("--estimator", choices=["dr", "ips", "snips", "dm"], default="dr")
-    p.add_argument("--seed", type=int, default=0)
+    if learner:
+        p.add_argument("--learner", choices=["t", "x", "s", "dr"], default="t")
+    if estimator:
+        p.add_argument("--estimator", choices=["dr", "ips", "snips", "dm"], default="dr")
+    if seed:
+        p.add_argument("--seed", type=int, default=0)
 
 
 def build_parser() -> argparse.ArgumentParser:

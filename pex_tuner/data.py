@@ -468,6 +468,43 @@ class DataSplit:
         return iter((self.train, self.validation, self.test))
 
 
+def _feature_matrix(
+    units: ExperimentData | pd.DataFrame | np.ndarray,
+    schema: FeatureSchema,
+    *,
+    fitted: str = "the model was",
+) -> np.ndarray:
+    """Encoded features of ``units`` for an estimator fitted with ``schema``.
+
+    Args:
+        units: an ExperimentData (its schema must equal ``schema``), a DataFrame of raw features,
+            or an encoded matrix of shape (n_units, n_encoded) with finite values.
+        schema: the feature schema the estimator was fitted on.
+        fitted: what was fitted, for the schema-mismatch message ("the segments were").
+
+    Returns:
+        ndarray of shape (n_units, n_encoded).
+    """
+    if isinstance(units, ExperimentData):
+        if units.schema != schema:
+            raise InputDataError(
+                f"the experiment's feature schema differs from the one {fitted} fitted on "
+                f"(fitted: {schema.to_dict()}, given: {units.schema.to_dict()})"
+            )
+        return units.X
+    if isinstance(units, pd.DataFrame):
+        return schema.encode(units)
+    X = np.asarray(units, dtype=float)
+    if X.ndim != 2 or X.shape[1] != schema.n_encoded:
+        raise InputDataError(
+            f"feature matrix has shape {X.shape}; expected (n_units, {schema.n_encoded}) "
+            f"encoded as {list(schema.encoded_names)}"
+        )
+    if not np.isfinite(X).all():
+        raise InputDataError(f"feature matrix has {_count_nonfinite(X)} NaN or infinite value(s)")
+    return X
+
+
 def _read_table(path: str | Path, kind: str) -> pd.DataFrame:
     path = Path(path)
     if not path.exists():

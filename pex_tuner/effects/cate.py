@@ -27,7 +27,7 @@ from sklearn.dummy import DummyClassifier
 from sklearn.linear_model import LogisticRegression
 from sklearn.model_selection import StratifiedKFold
 
-from pex_tuner.data import ExperimentData
+from pex_tuner.data import ExperimentData, _feature_matrix
 from pex_tuner.effects.predictions import EffectPredictions
 from pex_tuner.errors import ConfigurationError, InputDataError, NotFittedError
 from pex_tuner.progress import progress_bar
@@ -253,28 +253,6 @@ class CateModel:
                 "first (or use pex_tuner.fit_effects)."
             )
 
-    def _to_matrix(self, units: ExperimentData | pd.DataFrame | np.ndarray) -> np.ndarray:
-        if isinstance(units, ExperimentData):
-            if units.schema != self.schema_:
-                raise InputDataError(
-                    "the experiment's feature schema differs from the one the model was fitted "
-                    f"on (fitted: {self.schema_.to_dict()}, given: {units.schema.to_dict()})"
-                )
-            return units.X
-        if isinstance(units, pd.DataFrame):
-            return self.schema_.encode(units)
-        X = np.asarray(units, dtype=float)
-        if X.ndim != 2 or X.shape[1] != self.n_features_in_:
-            raise InputDataError(
-                f"feature matrix has shape {X.shape}; expected (n_units, {self.n_features_in_}) "
-                f"encoded as {list(self.schema_.encoded_names)}"
-            )
-        if not np.isfinite(X).all():
-            raise InputDataError(
-                f"feature matrix has {int((~np.isfinite(X)).sum())} NaN or infinite value(s)"
-            )
-        return X
-
     def predict(
         self, units: ExperimentData | pd.DataFrame | np.ndarray, *, out_of_fold: str = "auto"
     ) -> EffectPredictions:
@@ -302,7 +280,7 @@ class CateModel:
             and _fingerprint(units.X, units.treatment) == self.train_fingerprint_
         ):
             return self.oof_predictions_
-        X = self._to_matrix(units)
+        X = _feature_matrix(units, self.schema_, fitted="the model was")
         K, J = len(self.arms_), len(self.outcomes_)
         tau = np.zeros((len(X), K, J))
         mu0 = np.zeros((len(X), J))

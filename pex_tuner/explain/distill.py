@@ -36,7 +36,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from pex_tuner.data import ExperimentData
+from pex_tuner.data import ExperimentData, _feature_matrix
 from pex_tuner.effects import CateModel, EffectPredictions
 from pex_tuner.errors import ConfigurationError, InputDataError, NotFittedError
 from pex_tuner.explain.estimates import segment_effect
@@ -382,27 +382,7 @@ class DistillHTE:
             )
 
     def _to_matrix(self, units: ExperimentData | pd.DataFrame | np.ndarray) -> np.ndarray:
-        if isinstance(units, ExperimentData):
-            if units.schema != self.schema_:
-                raise InputDataError(
-                    "the experiment's feature schema differs from the one the segments were "
-                    f"fitted on (fitted: {self.schema_.to_dict()}, given: "
-                    f"{units.schema.to_dict()})"
-                )
-            return units.X
-        if isinstance(units, pd.DataFrame):
-            return self.schema_.encode(units)
-        X = np.asarray(units, dtype=float)
-        if X.ndim != 2 or X.shape[1] != self.n_features_in_:
-            raise InputDataError(
-                f"feature matrix has shape {X.shape}; expected (n_units, {self.n_features_in_}) "
-                f"encoded as {list(self.schema_.encoded_names)}"
-            )
-        if not np.isfinite(X).all():
-            raise InputDataError(
-                f"feature matrix has {int((~np.isfinite(X)).sum())} NaN or infinite value(s)"
-            )
-        return X
+        return _feature_matrix(units, self.schema_, fitted="the segments were")
 
     def predict_segment(self, units: ExperimentData | pd.DataFrame | np.ndarray) -> pd.DataFrame:
         """Segment id (the ``segment`` column of ``segments_``) of each unit per treatment.

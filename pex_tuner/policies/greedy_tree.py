@@ -565,6 +565,21 @@ class GreedyTreePolicyLearner:
             for path, leaf in leaves
             if leaf.arm != default
         )
+        self._set_fitted(segments, default, labels, names, kinds, outcomes, reward, t0)
+        return self
+
+    def _set_fitted(
+        self,
+        segments: tuple[Segment, ...],
+        default: int,
+        labels: tuple[str, ...],
+        names: tuple[str, ...],
+        kinds: tuple[str, ...],
+        outcomes: tuple[str, ...],
+        reward: float,
+        t0: float,
+    ) -> None:
+        """Set ``policy_`` (default arm ``labels[default]``) and the other fitted attributes."""
         self.policy_ = TreePolicy(
             segments=segments,
             default_arm=labels[default],
@@ -579,7 +594,6 @@ class GreedyTreePolicyLearner:
         self.n_features_in_ = len(names)
         self.arms_ = labels
         self.fit_seconds_ = time.perf_counter() - t0
-        return self
 
     def _frame(self, X: Any) -> pd.DataFrame:
         if isinstance(X, pd.DataFrame):

@@ -321,19 +321,10 @@ class NoHTEIterativePolicyLearner(NoHTEGreedyPolicyLearner):
         while segments and segments[-1].arm == labels[default]:
             segments.pop()  # trailing segments that give the default arm change nothing
             gains.pop()
-        self.policy_ = TreePolicy(
-            segments=tuple(segments),
-            default_arm=labels[default],
-            arms=labels,
-            features=data.schema.names,
-            feature_kinds=data.schema.kinds,
-            outcomes=data.outcomes,
-            name=f"{self._name_prefix}_d{self.max_depth}",
+        schema = data.schema
+        reward = float(sum(gains))
+        self._set_fitted(
+            tuple(segments), default, labels, schema.names, schema.kinds, data.outcomes, reward, t0
         )
         self.segment_gains_ = tuple(gains)
-        self.reward_ = float(sum(gains))
-        self.feature_names_in_ = np.asarray(data.schema.names, dtype=object)
-        self.n_features_in_ = len(data.schema.names)
-        self.arms_ = labels
-        self.fit_seconds_ = time.perf_counter() - t0
         return self
