@@ -38,15 +38,28 @@ __all__ = ["LEARNERS", "CateModel", "default_base_learner", "fit_effects"]
 LEARNERS = ("t", "x", "s", "dr")
 
 
-def default_base_learner(random_state: int | None = None) -> Any:
-    """LightGBM regressor with conservative settings for noisy experiment outcomes."""
+def default_base_learner(
+    random_state: int | None = None, *, min_arm_units: int | None = None
+) -> Any:
+    """LightGBM regressor with conservative settings for noisy experiment outcomes.
+
+    Args:
+        random_state: seed.
+        min_arm_units: units of the smallest arm one model is fitted on (per fold). Leaves
+            need ``min_child_samples`` units: 40 by default, but at most a tenth of the
+            smallest arm (not below 5), because with 40 a model fitted on fewer than 80 units
+            cannot split at all and silently predicts a constant (seen with Distill-HTE's
+            honest half of a 300-unit trial: one constant effect per fold).
+    """
     from lightgbm import LGBMRegressor
+
+    leaf = 40 if min_arm_units is None else int(np.clip(min_arm_units // 10, 5, 40))
 
     return LGBMRegressor(
         n_estimators=200,
         learning_rate=0.05,
         num_leaves=15,
-        min_child_samples=40,
+        min_child_samples=leaf,
         subsample=0.8,
         subsample_freq=1,
         colsample_bytree=0.9,
@@ -130,7 +143,9 @@ class CateModel:
 
     def _base(self) -> Any:
         if self.base_learner is None:
-            return default_base_learner(self.random_state)
+            return default_base_learner(
+                self.random_state, min_arm_units=getattr(self, "_min_arm_units", None)
+            )
         return clone(self.base_learner)
 
     def _propensity_model(self, data: ExperimentData) -> Any:
@@ -176,6 +191,9 @@ class CateModel:
         import warnings
 
         self._check_params(data)
+        # smallest arm within one fold's training part (sizes the default learner's leaves)
+        counts = np.bincount(data.treatment, minlength=data.n_arms)
+        self._min_arm_units = int(counts.min() * (self.n_folds - 1) / max(self.n_folds, 1))
         K, J = data.n_arms, data.n_outcomes
         folds = np.empty(data.n_units, dtype=np.int64)
         skf = StratifiedKFold(n_splits=self.n_folds, shuffle=True, random_state=self.random_state)

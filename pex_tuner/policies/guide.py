@@ -124,7 +124,7 @@ class GuidanceTreeLearner:
         *,
         method: str = "ope",
         min_segment_size: int | float = 0.1,
-        n_bins: int = 32,
+        n_bins: int = 256,
         outcome_weights: Sequence[float] | None = None,
         explore_size: float = 0.5,
         random_state: int | None = 0,
