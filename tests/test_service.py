@@ -352,3 +352,65 @@ def test_protocol_postgresql(pg_url, offline_dir):
     client2, service2 = _client(pg_url)
     assert client2.get(f"/v1/runs/{run_id}", headers=AUTH).json()["counts"]["completed"] == 3
     service2.store.dispose()
+
+
+def _children(pid):
+    out = []
+    for entry in os.listdir("/proc"):
+        if entry.isdigit():
+            try:
+                with open(f"/proc/{entry}/stat") as f:
+                    fields = f.read().rsplit(")", 1)[1].split()
+            except OSError:
+                continue
+            if int(fields[1]) == pid:
+                out.append(int(entry))
+    return out
+
+
+@pytest.mark.skipif(not os.path.isdir("/proc"), reason="needs /proc to find the worker")
+def test_generation_worker_dies_with_a_killed_server(tmp_path, offline_dir):
+    """A server killed by SIGKILL (no shutdown hooks) leaves no orphaned generation worker."""
+    import httpx
+
+    sim = OnlineSimulator(design_seed=0, random_state=2)
+    from pex_tuner.tuning.online import OnlineTuner
+
+    local = OnlineTuner.from_offline(offline_dir, n_candidates=2, objectives=OBJECTIVES)
+    port = _free_port()
+    base = f"http://127.0.0.1:{port}"
+    proc = _serve(f"sqlite:///{tmp_path / 'w.db'}", port)
+    try:
+        run_id = httpx.post(
+            f"{base}/v1/runs",
+            json={"tuner_dir": str(offline_dir), "n_candidates": 2, "objectives": OBJECTIVES},
+            headers=AUTH,
+            timeout=60,
+        ).json()["run_id"]
+        trials = httpx.post(
+            f"{base}/v1/runs/{run_id}/next-batch", json={"size": 2}, headers=AUTH, timeout=30
+        ).json()["trials"]
+        for t in trials:  # the last report starts a generation in the worker process
+            r = httpx.post(
+                f"{base}/v1/runs/{run_id}/trials/{t['trial_id']}/results",
+                json={"metrics": _metrics(sim, local.assigner(t["trial_id"]))},
+                headers={**AUTH, "Idempotency-Key": uuid.uuid4().hex},
+                timeout=30,
+            )
+            assert r.status_code == 200
+        for _ in range(100):
+            workers = _children(proc.pid)
+            if workers:
+                break
+            time.sleep(0.1)
+        assert workers, "no generation worker was started"
+    finally:
+        proc.send_signal(signal.SIGKILL)
+        proc.wait()
+    deadline = time.time() + 15
+    while time.time() < deadline and any(os.path.exists(f"/proc/{w}") for w in workers):
+        time.sleep(0.2)
+    alive = [w for w in workers if os.path.exists(f"/proc/{w}")]
+    for w in alive:  # do not leak it even when the test fails
+        os.kill(w, signal.SIGKILL)
+    assert not alive, f"orphaned worker(s) {alive} outlived the killed server"

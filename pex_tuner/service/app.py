@@ -166,7 +166,10 @@ class Service:
                 from concurrent.futures import ProcessPoolExecutor
 
                 self._executor = ProcessPoolExecutor(
-                    max_workers=1, mp_context=multiprocessing.get_context("spawn")
+                    max_workers=1,
+                    mp_context=multiprocessing.get_context("spawn"),
+                    initializer=_exit_with_parent,
+                    initargs=(os.getpid(),),
                 )
             return self._executor
 
@@ -234,6 +237,20 @@ def _generate_batch(run_id: str, snapshot: dict[str, Any]) -> list[dict[str, Any
 
 
 _WORKER_TUNERS: dict[str, Any] = {}
+
+
+def _exit_with_parent(parent_pid: int) -> None:
+    """Worker initializer: end the worker when the server dies (even by SIGKILL, which skips
+    every shutdown hook); otherwise an orphaned worker would sleep forever holding its memory."""
+
+    def watch() -> None:
+        import time
+
+        while os.getppid() == parent_pid:
+            time.sleep(1.0)
+        os._exit(0)
+
+    threading.Thread(target=watch, daemon=True, name="pex-parent-watch").start()
 
 
 def _trial_view(tuner: Any, t: dict[str, Any]) -> dict[str, Any]:
