@@ -2,9 +2,12 @@
 
 Setting (issue): ``make_synthetic`` (engagement max, retention max, cost min), several seeds.
 Per seed, one CATE model is fitted on the train split and shared by every tuner (same data, same
-``random_state``, hence the same split). For each acquisition (qLogNParEGO, Sobol, qLogNEHVI)
-and each policy class (with per-arm biases / without), an ``OfflineTuner`` suggests ``--budget``
-policies in batches of ``--batch-size``, each scored by DR OPE on the validation split.
+``random_state``, hence the same split). For each acquisition (``--methods``: qLogNParEGO,
+qLogNParEGO-HV, Sobol, qLogNEHVI) and each policy class (with per-arm biases / without), an
+``OfflineTuner`` suggests ``--budget`` policies in batches of ``--batch-size``, each scored by DR
+OPE on ``--split`` (the validation split, or train + validation with out-of-fold predictions on
+the training units). The policy class (parameter ranges) is the same for every split: it comes
+from the validation predictions.
 
 The TRUE value of a suggested policy is the mean true potential outcome, on the TEST split units,
 of the arms it assigns there (it acts on the CATE model's test predictions). The TRUE
@@ -16,14 +19,16 @@ points of a scrambled Sobol sequence (scipy) over the same parameter bounds.
 Reported: mean +- std over seeds of the true hypervolume after each checkpoint, the ratio of
 qLogNParEGO at the last checkpoint to the Sobol-2000 reference, mean seconds per candidate batch
 (``batch_seconds``: one value per generated batch), and whether the targets are met:
-qLogNParEGO@64 >= 95% of Sobol-2000, qLogNParEGO@64 > Sobol@64, with-bias > without-bias.
+qLogNParEGO@64 >= 95% of Sobol-2000, qLogNParEGO@64 > Sobol@64, with-bias > without-bias (and
+the same for qLogNParEGO-HV).
 
 torch runs on one intra-op thread by default (``--threads``): on a small shared machine, two
 threads made candidate generation several times slower in our measurements.
 
 Usage:
     python benchmarks/bench_tuning.py [--n 20000] [--seeds 0 1 2] [--budget 64]
-        [--batch-size 8] [--reference 2000] [--threads 1] [--out FILE]
+        [--batch-size 8] [--split validation|train+validation] [--methods ...]
+        [--reference 2000] [--threads 1] [--out FILE]
 """
 
 from __future__ import annotations
@@ -40,8 +45,14 @@ from pex_tuner.datasets import make_synthetic
 from pex_tuner.tuning import OfflineTuner
 from pex_tuner.tuning.frontier import hypervolume, to_max_space
 
-METHODS = ("qLogNParEGO", "sobol", "qLogNEHVI")
-LABELS = {"qLogNParEGO": "qLogNParEGO", "sobol": "Sobol", "qLogNEHVI": "qLogNEHVI"}
+METHODS = ("qLogNParEGO", "qLogNParEGO-HV", "sobol", "qLogNEHVI")
+PAREGO = ("qLogNParEGO", "qLogNParEGO-HV")
+LABELS = {
+    "qLogNParEGO": "qLogNParEGO",
+    "qLogNParEGO-HV": "qLogNParEGO-HV",
+    "sobol": "Sobol",
+    "qLogNEHVI": "qLogNEHVI",
+}
 
 
 def library_version() -> str:
@@ -154,13 +165,14 @@ def run_seed(seed: int, args) -> dict:
     test_idx = None
     tau = po = ref = None
     for use_biases in (True, False):
-        for method in METHODS:
+        for method in args.methods:
             t0 = time.perf_counter()
             tuner = OfflineTuner(
                 data,
                 acquisition=method,
                 use_biases=use_biases,
                 batch_size=args.batch_size,
+                split=args.split,
                 random_state=seed,
                 n_folds=args.folds,
                 effects=effects,
@@ -225,6 +237,15 @@ def main() -> None:
     ap.add_argument("--seeds", type=int, nargs="+", default=[0, 1, 2])
     ap.add_argument("--budget", type=int, default=64, help="tuned evaluations per run")
     ap.add_argument("--batch-size", type=int, default=8)
+    ap.add_argument(
+        "--split",
+        default="validation",
+        choices=["validation", "train+validation"],
+        help="units the tuners' OPE metric evaluates on",
+    )
+    ap.add_argument(
+        "--methods", nargs="+", default=list(METHODS), choices=list(METHODS), help="acquisitions"
+    )
     ap.add_argument("--folds", type=int, default=3, help="cross-fitting folds of the CATE model")
     ap.add_argument("--reference", type=int, default=2000, help="Sobol points of the reference")
     ap.add_argument(
@@ -233,6 +254,9 @@ def main() -> None:
     ap.add_argument("--out", type=str, default=None, help="write a markdown report here")
     args = ap.parse_args()
     args.checkpoints = [c for c in (16, 32, 64) if c < args.budget] + [args.budget]
+    args.methods = [m for m in METHODS if m in args.methods]
+    if "sobol" not in args.methods:
+        ap.error("--methods must include sobol (a target compares with it)")
 
     import torch
 
@@ -301,7 +325,15 @@ def render(args, results: dict, wall: float, *, partial: bool) -> str:
         "engagement max, retention max, cost min), seeds "
         f"{', '.join(map(str, seeds))}; T-learner CATE model with {args.folds} folds fitted once "
         f"per seed on the train split; {args.budget} tuned evaluations per run in batches of "
-        f"{args.batch_size}, scored by DR OPE on the validation split. TRUE values: true "
+        f"{args.batch_size}, scored by DR OPE on "
+        + (
+            "the validation split (18% of units)"
+            if args.split == "validation"
+            else "train + validation (60% of units; out-of-fold CATE predictions on the "
+            "training units)"
+        )
+        + "; the policy class (parameter ranges) comes from the validation predictions. "
+        "TRUE values: true "
         "potential outcomes of the arms each policy assigns on the test split (40% of units); "
         "reference point: true value of assign-all-control on the test split. Hypervolume in "
         "maximization space (cost negated).",
@@ -322,7 +354,7 @@ def render(args, results: dict, wall: float, *, partial: bool) -> str:
         "| --- | --- | " + " | ".join("---:" for _ in args.checkpoints) + " |",
     ]
     for biases in (True, False):
-        for method in METHODS:
+        for method in args.methods:
             cells = " | ".join(f(hv(method, biases, c)) for c in args.checkpoints)
             lines.append(f"| {LABELS[method]} | {'yes' if biases else 'no'} | {cells} |")
         cells = " | ".join([""] * (len(args.checkpoints) - 1) + [f(ref_hv(biases))])
@@ -338,27 +370,31 @@ def render(args, results: dict, wall: float, *, partial: bool) -> str:
         "| --- | --- | " + " | ".join("---:" for _ in seeds) + " |",
     ]
     for biases in (True, False):
-        for method in METHODS:
+        for method in args.methods:
             cells = " | ".join(f"{v / unit:.3f}" for v in hv(method, biases, last))
             lines.append(f"| {LABELS[method]} | {'yes' if biases else 'no'} | {cells} |")
         cells = " | ".join(f"{v / unit:.3f}" for v in ref_hv(biases))
         lines.append(f"| Sobol-{args.reference} | {'yes' if biases else 'no'} | {cells} |")
 
+    parego = [m for m in PAREGO if m in args.methods]
     lines += [
         "",
-        f"## qLogNParEGO @ {last} relative to the Sobol-{args.reference} reference",
+        f"## ParEGO @ {last} relative to the Sobol-{args.reference} reference",
         "",
-        "| biases | ratio per seed | mean ratio |",
-        "| --- | --- | ---: |",
+        "| method | biases | ratio per seed | mean ratio |",
+        "| --- | --- | --- | ---: |",
     ]
     ratios = {}
-    for biases in (True, False):
-        r = np.array(hv("qLogNParEGO", biases, last)) / np.array(ref_hv(biases))
-        ratios[biases] = r
-        lines.append(
-            f"| {'yes' if biases else 'no'} | {', '.join(f'{x:.3f}' for x in r)} | {r.mean():.3f} |"
-        )
+    for method in parego:
+        for biases in (True, False):
+            r = np.array(hv(method, biases, last)) / np.array(ref_hv(biases))
+            ratios[(method, biases)] = r
+            lines.append(
+                f"| {LABELS[method]} | {'yes' if biases else 'no'} | "
+                f"{', '.join(f'{x:.3f}' for x in r)} | {r.mean():.3f} |"
+            )
 
+    model_methods = [m for m in args.methods if m != "sobol"]
     lines += [
         "",
         "## Seconds per candidate batch",
@@ -368,13 +404,14 @@ def render(args, results: dict, wall: float, *, partial: bool) -> str:
         "the Sobol batch that reaches `init_trials` stops there and a short batch ends the "
         "run). Model batches are those that "
         "contain at least one trial from the BoTorch (acquisition) node; the others are Sobol "
-        "initialization. Sobol initialization trials actually run per qLogNParEGO / qLogNEHVI "
-        "run: "
+        "initialization. Sobol initialization trials actually run per "
+        + " / ".join(LABELS[m] for m in model_methods)
+        + " run: "
         + "; ".join(
             f"{'with' if b else 'without'} biases "
             + "/".join(
                 str(sorted({results[s]["sobol_init"][(m, b)] for s in seeds}))
-                for m in ("qLogNParEGO", "qLogNEHVI")
+                for m in model_methods
             )
             + f" (configured `init_trials` = {results[seeds[0]]['init_trials'][b]})"
             for b in (True, False)
@@ -384,7 +421,7 @@ def render(args, results: dict, wall: float, *, partial: bool) -> str:
         "| method | biases | all batches | model batches only |",
         "| --- | --- | ---: | ---: |",
     ]
-    for method in METHODS:
+    for method in args.methods:
         for biases in (True, False):
             bt = [b for s in seeds for b in results[s]["batches"][(method, biases)]]
             allb = [t for t, _ in bt]
@@ -396,36 +433,40 @@ def render(args, results: dict, wall: float, *, partial: bool) -> str:
                 + " |"
             )
 
-    pe_b = np.array(hv("qLogNParEGO", True, last))
-    pe_nb = np.array(hv("qLogNParEGO", False, last))
     so_b = np.array(hv("sobol", True, last))
     so_nb = np.array(hv("sobol", False, last))
 
     def met(ok: bool) -> str:
         return "**met**" if ok else "**NOT met**"
 
-    t1 = ratios[True].mean() >= 0.95
-    t2 = pe_b.mean() > so_b.mean()
-    t3 = pe_b.mean() > pe_nb.mean()
-    lines += [
-        "",
-        "## Targets",
-        "",
-        f"1. qLogNParEGO @ {last} (with biases) >= 95% of the Sobol-{args.reference} reference of "
-        f"the same policy class: mean ratio {ratios[True].mean():.3f} "
-        f"(per seed {', '.join(f'{x:.3f}' for x in ratios[True])}) — {met(t1)}. "
-        f"Without biases: mean ratio {ratios[False].mean():.3f} — "
-        f"{'met' if ratios[False].mean() >= 0.95 else 'not met'}.",
-        f"2. qLogNParEGO @ {last} beats Sobol @ {last} (with biases): {pe_b.mean() / unit:.3f} "
-        f"vs {so_b.mean() / unit:.3f} (1e{e}), higher in {int((pe_b > so_b).sum())}/{len(seeds)} "
-        f"seeds — {met(t2)}. Without biases: {pe_nb.mean() / unit:.3f} vs "
-        f"{so_nb.mean() / unit:.3f}, higher in "
-        f"{int((pe_nb > so_nb).sum())}/{len(seeds)} seeds.",
-        f"3. With biases beats without biases (qLogNParEGO @ {last}): {pe_b.mean() / unit:.3f} "
-        f"vs {pe_nb.mean() / unit:.3f} (1e{e}), higher in {int((pe_b > pe_nb).sum())}/"
-        f"{len(seeds)} seeds — {met(t3)}.",
-        "",
-    ]
+    lines += ["", "## Targets", ""]
+    for method in parego:
+        name = LABELS[method]
+        pe_b = np.array(hv(method, True, last))
+        pe_nb = np.array(hv(method, False, last))
+        rb, rnb = ratios[(method, True)], ratios[(method, False)]
+        t1 = rb.mean() >= 0.95
+        t2 = pe_b.mean() > so_b.mean()
+        t3 = pe_b.mean() > pe_nb.mean()
+        lines += [
+            f"{name}:",
+            "",
+            f"1. {name} @ {last} (with biases) >= 95% of the Sobol-{args.reference} reference "
+            f"of the same policy class: mean ratio {rb.mean():.3f} "
+            f"(per seed {', '.join(f'{x:.3f}' for x in rb)}; >= 0.95 in "
+            f"{int((rb >= 0.95).sum())}/{len(seeds)} seeds) — {met(t1)} on the mean. "
+            f"Without biases: mean ratio {rnb.mean():.3f} — "
+            f"{'met' if rnb.mean() >= 0.95 else 'not met'}.",
+            f"2. {name} @ {last} beats Sobol @ {last} (with biases): {pe_b.mean() / unit:.3f} "
+            f"vs {so_b.mean() / unit:.3f} (1e{e}), higher in {int((pe_b > so_b).sum())}/"
+            f"{len(seeds)} seeds — {met(t2)}. Without biases: {pe_nb.mean() / unit:.3f} vs "
+            f"{so_nb.mean() / unit:.3f}, higher in "
+            f"{int((pe_nb > so_nb).sum())}/{len(seeds)} seeds.",
+            f"3. With biases beats without biases ({name} @ {last}): {pe_b.mean() / unit:.3f} "
+            f"vs {pe_nb.mean() / unit:.3f} (1e{e}), higher in {int((pe_b > pe_nb).sum())}/"
+            f"{len(seeds)} seeds — {met(t3)}.",
+            "",
+        ]
     return "\n".join(lines)
 
 

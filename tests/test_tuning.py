@@ -277,3 +277,56 @@ def test_attached_policy_is_an_alternative_arm(exp, tuner):
     assert ev.loc["hand-tuned", "engagement"] == pytest.approx(direct.value[0, 0])
     with pytest.raises(ConfigurationError, match="already exists"):
         tuner.attach_policy("hand-tuned", pol)
+
+
+def test_train_validation_split_scores_more_units_out_of_fold(exp, tuner):
+    t = OfflineTuner(
+        exp.data,
+        split="train+validation",
+        batch_size=2,
+        init_trials=3,
+        effects=tuner.effects,
+        n_folds=2,
+        progress=False,
+    )
+    n_train, n_val = (len(tuner.split_indices[s]) for s in ("train", "validation"))
+    assert t.metric.data.n_units == n_train + n_val
+    assert t.metric.predictions.out_of_fold
+    # the policy class is the validation split's, whatever the evaluation split
+    assert t.space == tuner.space
+    # its standard errors shrink with the extra units
+    se_plain = tuner.baseline_eval.se[0]
+    se_more = t.baseline_eval.se[0]
+    assert (se_more < se_plain).all()
+    # a model that did not fit this train split has no out-of-fold predictions there
+    from pex_tuner.effects import CateModel
+
+    other = CateModel(n_folds=2, random_state=5, progress=False).fit(
+        exp.data.subset(tuner.split_indices["validation"])
+    )
+    with pytest.raises(ConfigurationError, match="needs out-of-fold predictions"):
+        OfflineTuner(exp.data, split="train+validation", effects=other, progress=False)
+
+
+def test_hypervolume_scalarized_parego_option(exp, tuner, tmp_path):
+    from botorch.acquisition.multi_objective.parego import qLogNParEGO
+
+    t = OfflineTuner(
+        exp.data,
+        acquisition="qLogNParEGO-HV",
+        batch_size=2,
+        init_trials=4,
+        effects=tuner.effects,
+        n_folds=2,
+        progress=False,
+    )
+    t.run(6)
+    acqf = t.acquisition_in_use
+    assert acqf is not qLogNParEGO and issubclass(acqf, qLogNParEGO)
+    # assign-all-control is given to Ax as the objective thresholds (the reference point)
+    thresholds = t.client._experiment.optimization_config.objective_thresholds
+    assert len(thresholds) == 3
+    t.save(str(tmp_path / "hv"))
+    again = OfflineTuner.load(str(tmp_path / "hv"), exp.data)
+    again.run(2)
+    assert again.acquisition_in_use is acqf

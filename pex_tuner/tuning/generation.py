@@ -6,6 +6,19 @@ version). It must be requested explicitly: Ax's default for up to four objective
 qLogNEHVI, which we offer as an option. ``Client.get_next_trials(q)`` makes q single-arm trials
 with fresh ParEGO scalarization weights each and earlier picks as pending points, the
 behaviour qNParEGO describes (see shared/AX_NOTES.md).
+
+``"qLogNParEGO-HV"`` is qLogNParEGO with a different random scalarization: instead of the
+augmented Chebyshev distance to the best observed value of each objective, scaled by the observed
+range (worst to best), it maximizes the hypervolume scalarization of Zhang & Golovin (2020,
+"Random hypervolume scalarizations for provable multi-objective black box optimization"),
+``min_i (y_i - r_i) / (s_i * lambda_i)`` plus a 0.05-weighted sum, with ``r`` the hypervolume
+reference point (the tuner passes assign-all-control as Ax objective thresholds), ``s_i`` the
+distance from ``r_i`` to the best observed value and ``lambda`` drawn uniformly on the positive
+unit sphere. Every scalarization then rewards only improvements over the reference point, and
+its expectation over ``lambda`` is the hypervolume, so the suggestions spread over the part of
+the front that adds hypervolume instead of its extremes below control. Without a reference point
+(or when no observation beats it on every objective) it falls back to the Chebyshev
+scalarization. See ``benchmarks/results/tuning.md`` for measurements.
 """
 
 from __future__ import annotations
@@ -16,12 +29,170 @@ from pex_tuner.errors import ConfigurationError
 
 __all__ = [
     "ACQUISITIONS",
+    "NEEDS_REFERENCE_POINT",
     "acquisition_class",
     "make_generation_strategy",
     "make_model_strategy",
 ]
 
-ACQUISITIONS = ("qLogNParEGO", "qLogNEHVI", "qLogNEI", "sobol")
+ACQUISITIONS = ("qLogNParEGO", "qLogNParEGO-HV", "qLogNEHVI", "qLogNEI", "sobol")
+#: acquisitions that use the hypervolume reference point (given to Ax as objective thresholds)
+NEEDS_REFERENCE_POINT = ("qLogNParEGO-HV",)
+
+_HV_PAREGO: list[Any] = []  # the class, built (and registered) on first use
+
+
+def _hv_parego_class() -> Any:
+    """qLogNParEGO with the hypervolume scalarization (see the module docstring), registered
+    with BoTorch's input constructors and Ax's JSON storage on first use."""
+    if _HV_PAREGO:
+        return _HV_PAREGO[0]
+    import torch
+    from ax.storage.botorch_modular_registry import register_acquisition_function
+    from botorch.acquisition.input_constructors import (
+        acqf_input_constructor,
+        construct_inputs_qLogNParEGO,
+    )
+    from botorch.acquisition.logei import TAU_MAX, TAU_RELU, qLogNoisyExpectedImprovement
+    from botorch.acquisition.multi_objective.base import MultiObjectiveMCAcquisitionFunction
+    from botorch.acquisition.multi_objective.parego import qLogNParEGO
+    from botorch.acquisition.objective import GenericMCObjective
+    from botorch.posteriors.fully_bayesian import MCMC_DIM
+    from botorch.utils.multi_objective.scalarization import get_chebyshev_scalarization
+    from botorch.utils.sampling import sample_simplex
+    from botorch.utils.transforms import is_ensemble
+
+    class qLogNParEGOHV(qLogNParEGO):  # noqa: N801 (BoTorch naming)
+        """qLogNParEGO maximizing a random hypervolume scalarization relative to ``ref_point``
+        (Zhang & Golovin 2020) instead of a Chebyshev scalarization; arguments as qLogNParEGO,
+        plus ``ref_point`` (objective space, maximization-aligned). ``scalarization_weights``,
+        if given, is the direction lambda (normalized here)."""
+
+        def __init__(
+            self,
+            model: Any,
+            X_baseline: Any,
+            ref_point: Any = None,
+            scalarization_weights: Any = None,
+            sampler: Any = None,
+            objective: Any = None,
+            constraints: Any = None,
+            X_pending: Any = None,
+            eta: Any = 1e-3,
+            fat: bool = True,
+            prune_baseline: bool = False,
+            cache_root: bool | None = None,
+            tau_relu: float = TAU_RELU,
+            tau_max: float = TAU_MAX,
+            incremental: bool = True,
+        ) -> None:
+            MultiObjectiveMCAcquisitionFunction.__init__(
+                self,
+                model=model,
+                sampler=sampler,
+                objective=objective,
+                constraints=constraints,
+                eta=eta,
+            )
+            org_objective = self.objective
+            with torch.no_grad():
+                Y_baseline = org_objective(model.posterior(X_baseline).mean)
+            if is_ensemble(model):
+                Y_baseline = torch.mean(Y_baseline, dim=MCMC_DIM)
+            m = Y_baseline.shape[-1]
+            best = Y_baseline.max(dim=-2).values
+            ref = None if ref_point is None else torch.as_tensor(ref_point).to(Y_baseline)
+            if ref is not None and bool((best > ref).all()):
+                if scalarization_weights is None:
+                    lam = torch.randn(m, dtype=Y_baseline.dtype, device=Y_baseline.device).abs()
+                else:
+                    lam = torch.as_tensor(scalarization_weights).to(Y_baseline).abs()
+                lam = (lam + 1e-6) / (lam + 1e-6).norm()
+                scale = best - ref
+
+                def scalarization(Y: Any, X: Any = None) -> Any:
+                    Z = (Y - ref) / scale
+                    return (Z / lam).min(dim=-1).values + 0.05 * Z.sum(dim=-1)
+
+                weights = lam
+            else:  # no reference point, or nothing beats it yet: plain ParEGO
+                weights = (
+                    scalarization_weights
+                    if scalarization_weights is not None
+                    else sample_simplex(d=m, device=X_baseline.device, dtype=X_baseline.dtype).view(
+                        -1
+                    )
+                )
+                scalarization = get_chebyshev_scalarization(weights=weights, Y=Y_baseline)
+            composite = GenericMCObjective(
+                objective=lambda samples, X=None: scalarization(
+                    org_objective(samples=samples, X=X), X=X
+                )
+            )
+            qLogNoisyExpectedImprovement.__init__(
+                self,
+                model=model,
+                X_baseline=X_baseline,
+                sampler=sampler,
+                objective=composite,
+                X_pending=X_pending,
+                constraints=constraints,
+                eta=eta,
+                fat=fat,
+                prune_baseline=prune_baseline,
+                cache_root=cache_root,
+                tau_max=tau_max,
+                tau_relu=tau_relu,
+                incremental=incremental,
+            )
+            self._org_objective = org_objective
+            self.chebyshev_scalarization = scalarization
+            self.scalarization_weights = weights
+            self.Y_baseline = Y_baseline
+            self.ref_point = ref
+
+    @acqf_input_constructor(qLogNParEGOHV)
+    def _construct_inputs(
+        model: Any,
+        training_data: Any,
+        ref_point: Any = None,
+        scalarization_weights: Any = None,
+        objective: Any = None,
+        X_pending: Any = None,
+        sampler: Any = None,
+        X_baseline: Any = None,
+        prune_baseline: bool | None = True,
+        cache_root: bool | None = None,
+        constraints: Any = None,
+        eta: Any = 1e-3,
+        fat: bool = True,
+        tau_max: float = TAU_MAX,
+        tau_relu: float = TAU_RELU,
+    ) -> dict[str, Any]:
+        inputs = construct_inputs_qLogNParEGO(
+            model=model,
+            training_data=training_data,
+            scalarization_weights=scalarization_weights,
+            objective=objective,
+            X_pending=X_pending,
+            sampler=sampler,
+            X_baseline=X_baseline,
+            prune_baseline=prune_baseline,
+            cache_root=cache_root,
+            constraints=constraints,
+            eta=eta,
+            fat=fat,
+            tau_max=tau_max,
+            tau_relu=tau_relu,
+        )
+        inputs["ref_point"] = ref_point
+        return inputs
+
+    qLogNParEGOHV.__module__ = __name__
+    qLogNParEGOHV.__qualname__ = "qLogNParEGOHV"
+    register_acquisition_function(qLogNParEGOHV)
+    _HV_PAREGO.append(qLogNParEGOHV)
+    return qLogNParEGOHV
 
 
 def acquisition_class(name: str) -> Any:
@@ -30,6 +201,8 @@ def acquisition_class(name: str) -> Any:
         from botorch.acquisition.multi_objective.parego import qLogNParEGO
 
         return qLogNParEGO
+    if name == "qLogNParEGO-HV":
+        return _hv_parego_class()
     if name == "qLogNEHVI":
         from botorch.acquisition.multi_objective.logei import (
             qLogNoisyExpectedHypervolumeImprovement,

@@ -4,7 +4,8 @@ The tuner owns
 
 * the experiment's train / validation / test split (seeded, stratified by arm),
 * a cross-fitted CATE model fitted on train,
-* an :class:`~pex_tuner.tuning.metric.OPEMetric` on the validation split (the noisy objective),
+* an :class:`~pex_tuner.tuning.metric.OPEMetric` on the validation split (the noisy objective;
+  ``split="train+validation"`` adds the training units with their out-of-fold predictions),
 * a :class:`~pex_tuner.tuning.space.PolicySpace` (weights and biases with ranges from the
   CATE predictions),
 * an Ax ``Client`` whose experiment has one parameter per free weight / bias and one metric per
@@ -46,13 +47,19 @@ from pex_tuner.tuning.frontier import (
     select_candidates,
     to_max_space,
 )
-from pex_tuner.tuning.generation import acquisition_class, make_generation_strategy
+from pex_tuner.tuning.generation import (
+    NEEDS_REFERENCE_POINT,
+    acquisition_class,
+    make_generation_strategy,
+)
 from pex_tuner.tuning.metric import OPEMetric
 from pex_tuner.tuning.space import PolicySpace
 
 __all__ = ["OfflineTuner"]
 
 log = logging.getLogger(__name__)
+
+SPLITS = ("validation", "train+validation", "test")
 
 
 def import_ax_quietly() -> None:
@@ -111,11 +118,17 @@ class OfflineTuner:
         learner, base_learner, n_folds: the CATE model (see ``fit_effects``).
         effects: an already fitted CateModel on the train split (skips fitting).
         estimator: OPE estimator of the metric (``"dr"`` default).
-        split: ``"validation"`` (default) or ``"test"``: where policies are evaluated.
+        split: ``"validation"`` (default), ``"train+validation"`` or ``"test"``: where
+            policies are evaluated. ``"train+validation"`` evaluates on the training units too,
+            with the CATE model's out-of-fold (cross-fitted) predictions there, so no unit is
+            scored by a model that saw it; about 3.3 times the units of the validation split
+            (standard errors about 0.55 times as large). The policy space (parameter ranges)
+            comes from the validation predictions whatever the split.
         use_biases: tune per-arm biases (False: the paper's no-bias comparison).
         parameterization: ``"linear"`` or ``"shrinkage"``.
-        acquisition: ``"qLogNParEGO"`` (default), ``"qLogNEHVI"``, ``"qLogNEI"`` (single
-            objective) or ``"sobol"``.
+        acquisition: ``"qLogNParEGO"`` (default), ``"qLogNParEGO-HV"`` (ParEGO with the
+            hypervolume scalarization relative to assign-all-control; see
+            ``generation``), ``"qLogNEHVI"``, ``"qLogNEI"`` (single objective) or ``"sobol"``.
         batch_size: q, trials per generation batch.
         init_trials: Sobol trials before the model (default ``max(5, 2 * n_parameters)``).
         weight_scale: weight range multiplier (see ``PolicySpace``).
@@ -174,13 +187,13 @@ class OfflineTuner:
         if not objectives:
             raise ConfigurationError("at least one outcome must be an objective")
         acquisition_class(acquisition)  # validates the name
-        if len(objectives) == 1 and acquisition in ("qLogNParEGO", "qLogNEHVI"):
+        if len(objectives) == 1 and acquisition in ("qLogNParEGO", "qLogNParEGO-HV", "qLogNEHVI"):
             raise ConfigurationError(
                 f"acquisition '{acquisition}' needs at least two objectives; with one "
                 "objective use acquisition='qLogNEI'"
             )
-        if split not in ("validation", "test"):
-            raise ConfigurationError(f"'split' must be 'validation' or 'test'; got {split!r}")
+        if split not in SPLITS:
+            raise ConfigurationError(f"'split' must be one of {list(SPLITS)}; got {split!r}")
         if int(batch_size) < 1:
             raise ConfigurationError(f"'batch_size' must be >= 1; got {batch_size!r}")
         self.data = data
@@ -215,7 +228,6 @@ class OfflineTuner:
     def _setup(self) -> None:
         cfg = self.config
         train = self.data.subset(self.split_indices["train"])
-        evaluation = self.data.subset(self.split_indices[cfg["split"]])
         if self.effects is None:
             self.effects = CateModel(
                 learner=cfg["learner"],
@@ -224,10 +236,20 @@ class OfflineTuner:
                 random_state=cfg["random_state"],
                 progress=self.progress,
             ).fit(train)
-        predictions = self.effects.predict(evaluation, out_of_fold="never")
+        if cfg["acquisition"] in NEEDS_REFERENCE_POINT:
+            acquisition_class(cfg["acquisition"])  # registers it (JSON loading needs that)
+        if cfg["split"] == "train+validation":
+            evaluation, predictions = self._train_validation_units(train)
+            space_predictions = self.effects.predict(
+                self.data.subset(self.split_indices["validation"]), out_of_fold="never"
+            )
+        else:
+            evaluation = self.data.subset(self.split_indices[cfg["split"]])
+            predictions = self.effects.predict(evaluation, out_of_fold="never")
+            space_predictions = predictions
         self.metric = OPEMetric(evaluation, predictions, estimator=cfg["estimator"])
         self.space = PolicySpace.from_predictions(
-            predictions,
+            space_predictions,
             self.data.directions,
             use_biases=cfg["use_biases"],
             parameterization=cfg["parameterization"],
@@ -251,6 +273,31 @@ class OfflineTuner:
             self.guardrail_bounds[g] = float(bound)
         if cfg["init_trials"] is None:
             cfg["init_trials"] = max(5, 2 * len(self.space.parameter_names))
+
+    def _train_validation_units(self, train: ExperimentData) -> tuple[ExperimentData, Any]:
+        """Train + validation units and their predictions: out-of-fold on the training units
+        (the CATE model must have been fitted on exactly the train split), fold-averaged on the
+        validation units."""
+        from pex_tuner.effects.predictions import EffectPredictions
+
+        oof = self.effects.predict(train)
+        if not oof.out_of_fold:
+            raise ConfigurationError(
+                "split='train+validation' needs out-of-fold predictions for the training units: "
+                "the CATE model must be fitted on this tuner's train split (same data and "
+                "random_state)"
+            )
+        validation = self.data.subset(self.split_indices["validation"])
+        pv = self.effects.predict(validation, out_of_fold="never")
+        idx = np.concatenate([self.split_indices["train"], self.split_indices["validation"]])
+        predictions = EffectPredictions(
+            tau=np.concatenate([oof.tau, pv.tau]),
+            mu=np.concatenate([oof.mu, pv.mu]),
+            arms=pv.arms,
+            outcomes=pv.outcomes,
+            out_of_fold=True,
+        )
+        return self.data.subset(idx), predictions
 
     @property
     def _objective_idx(self) -> list[int]:
@@ -287,11 +334,18 @@ class OfflineTuner:
                 else f"-{names[o]}"
                 for o in self.config["objectives"]
             )
+            bounds = dict(self.guardrail_bounds)
+            if self.config["acquisition"] in NEEDS_REFERENCE_POINT:
+                # constraints on objectives are Ax's objective thresholds: the hypervolume
+                # reference point, assign-all-control's value
+                control = self.baseline_eval.value[0]
+                for o in self.config["objectives"]:
+                    bounds[o] = float(control[self.data.outcomes.index(o)])
             constraints = [
                 f"{names[g]} >= {b!r}"
                 if self.data.directions[self.data.outcomes.index(g)] == "max"
                 else f"{names[g]} <= {b!r}"
-                for g, b in self.guardrail_bounds.items()
+                for g, b in bounds.items()
             ]
             client.configure_optimization(
                 objective=objective, outcome_constraints=constraints or None
