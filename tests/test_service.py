@@ -170,6 +170,9 @@ def test_protocol_sqlite(tmp_path, offline_dir):
 def test_concurrent_pollers_never_share_a_trial(tmp_path, offline_dir):
     client, _ = _client(f"sqlite:///{tmp_path / 'svc.db'}")
     run_id = _create(client, offline_dir, k=8)
+    # up to 8: the offline frontier may hold fewer policies than asked for
+    n_trials = len(client.get(f"/v1/runs/{run_id}", headers=AUTH).json()["trials"])
+    assert 4 <= n_trials <= 8
     seen: list[int] = []
     lock = threading.Lock()
 
@@ -184,7 +187,7 @@ def test_concurrent_pollers_never_share_a_trial(tmp_path, offline_dir):
         t.start()
     for t in threads:
         t.join()
-    assert sorted(seen) == list(range(8))
+    assert sorted(seen) == list(range(n_trials))
 
 
 def test_openapi_fuzz_finds_no_server_error(tmp_path, offline_dir):
