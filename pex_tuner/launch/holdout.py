@@ -96,12 +96,6 @@ def _check_holdout(holdout: Any) -> float:
     return h
 
 
-def _atomic_write_text(path: Path, text: str) -> None:
-    tmp = path.with_name(f".{path.name}.tmp")
-    tmp.write_text(text, encoding="utf-8")
-    os.replace(tmp, path)
-
-
 def _unit_ids(frame: pd.DataFrame, unit_id: str) -> pd.Series:
     if not isinstance(frame, pd.DataFrame):
         raise InputDataError(f"expected a DataFrame of units; got {type(frame).__name__}")
@@ -240,6 +234,8 @@ class LaunchedPolicy:
         """
         path = Path(path)
         path.parent.mkdir(parents=True, exist_ok=True)
+        from pex_tuner.policies.artifact import _atomic_write_text
+
         doc = self.to_dict(relative_to=path.parent)
         _atomic_write_text(path, json.dumps(doc, indent=2))
         return path
@@ -247,24 +243,10 @@ class LaunchedPolicy:
     @classmethod
     def load(cls, path: str | os.PathLike[str]) -> LaunchedPolicy:
         """Read a launch document and the policy artifact it references."""
-        from pex_tuner.policies.artifact import PolicyArtifact
+        from pex_tuner.policies.artifact import PolicyArtifact, read_document
 
         path = Path(path)
-        if not path.exists():
-            raise InputDataError(f"launch file '{path}' does not exist")
-        try:
-            doc = json.loads(path.read_text(encoding="utf-8"))
-        except (json.JSONDecodeError, UnicodeDecodeError) as exc:
-            raise InputDataError(f"launch file '{path}' is not valid JSON: {exc}") from exc
-        if not isinstance(doc, dict) or doc.get("format") != LAUNCH_FORMAT:
-            raise InputDataError(
-                f"'{path}' is not a pex-tuner launch file (expected format '{LAUNCH_FORMAT}')"
-            )
-        if doc.get("version") != LAUNCH_VERSION:
-            raise InputDataError(
-                f"launch file '{path}' has version {doc.get('version')!r}; this pex-tuner reads "
-                f"version {LAUNCH_VERSION}"
-            )
+        doc = read_document(path, LAUNCH_FORMAT, LAUNCH_VERSION, "launch file")
         missing = [k for k in ("holdout", "salt", "policy") if k not in doc]
         if missing:
             raise InputDataError(f"launch file '{path}' lacks field(s) {missing}")

@@ -34,7 +34,14 @@ from pex_tuner.errors import InputDataError
 from pex_tuner.policies.linear import LinearUtilityPolicy
 from pex_tuner.schema import FeatureSchema
 
-__all__ = ["ARTIFACT_FORMAT", "PolicyArtifact", "load_policy_document", "write_artifact"]
+__all__ = [
+    "ARTIFACT_FORMAT",
+    "PolicyArtifact",
+    "artifact_document",
+    "load_policy_document",
+    "read_document",
+    "write_artifact",
+]
 
 ARTIFACT_FORMAT = "pex-tuner-policy"
 ARTIFACT_VERSION = 1
@@ -53,6 +60,58 @@ def _atomic_write_text(path: Path, text: str) -> None:
     tmp = path.with_name(f".{path.name}.tmp")
     tmp.write_text(text, encoding="utf-8")
     os.replace(tmp, path)
+
+
+def read_document(path: Path, fmt: str, version: int, what: str) -> dict[str, Any]:
+    """Read a versioned pex-tuner JSON document (``{"format": fmt, "version": ...}``).
+
+    ``what`` names the kind of file in error messages ("policy artifact", "launch file").
+    Raises InputDataError when the file is missing, not JSON, of another format or version.
+    """
+    if not path.exists():
+        raise InputDataError(f"{what} '{path}' does not exist")
+    try:
+        doc = json.loads(path.read_text(encoding="utf-8"))
+    except (json.JSONDecodeError, UnicodeDecodeError) as exc:
+        raise InputDataError(f"{what} '{path}' is not valid JSON: {exc}") from exc
+    if not isinstance(doc, dict) or doc.get("format") != fmt:
+        raise InputDataError(f"'{path}' is not a pex-tuner {what} (expected format '{fmt}')")
+    if doc.get("version") != version:
+        raise InputDataError(
+            f"{what} '{path}' has version {doc.get('version')!r}; this pex-tuner reads "
+            f"version {version}"
+        )
+    return doc
+
+
+def artifact_document(
+    policy: Any,
+    *,
+    schema: FeatureSchema | dict[str, Any],
+    model_ref: dict[str, Any] | None,
+    parameters: dict[str, float] | None = None,
+) -> dict[str, Any]:
+    """The JSON document of a policy artifact (see the module docstring).
+
+    Args:
+        policy: the policy (``to_dict``, ``arms``, optional ``name`` and ``outcomes``).
+        schema: the feature schema (or its ``to_dict``).
+        model_ref: ``{"file", "sha256"[, "url"]}`` of the model file, or None.
+        parameters: the tuner's parameters of the policy.
+    """
+    doc = policy.to_dict()
+    return {
+        "format": ARTIFACT_FORMAT,
+        "version": ARTIFACT_VERSION,
+        "kind": doc["kind"],
+        "name": getattr(policy, "name", None),
+        "policy": doc,
+        "parameters": parameters,
+        "arms": list(policy.arms),
+        "outcomes": list(getattr(policy, "outcomes", ())),
+        "feature_schema": schema if isinstance(schema, dict) else schema.to_dict(),
+        "model": model_ref,
+    }
 
 
 def load_policy_document(doc: dict[str, Any]) -> Any:
@@ -101,18 +160,7 @@ def write_artifact(
             joblib.dump(model, tmp)
             os.replace(tmp, model_path)
         model_ref = {"file": MODEL_FILE, "sha256": _sha256(model_path)}
-    doc = {
-        "format": ARTIFACT_FORMAT,
-        "version": ARTIFACT_VERSION,
-        "kind": policy.to_dict()["kind"],
-        "name": getattr(policy, "name", None),
-        "policy": policy.to_dict(),
-        "parameters": parameters,
-        "arms": list(policy.arms),
-        "outcomes": list(getattr(policy, "outcomes", ())),
-        "feature_schema": schema.to_dict(),
-        "model": model_ref,
-    }
+    doc = artifact_document(policy, schema=schema, model_ref=model_ref, parameters=parameters)
     _atomic_write_text(path, json.dumps(doc, indent=2))
     return path
 
@@ -129,21 +177,7 @@ class PolicyArtifact:
     @classmethod
     def load(cls, path: str | os.PathLike[str]) -> PolicyArtifact:
         path = Path(path)
-        if not path.exists():
-            raise InputDataError(f"policy artifact '{path}' does not exist")
-        try:
-            doc = json.loads(path.read_text(encoding="utf-8"))
-        except (json.JSONDecodeError, UnicodeDecodeError) as exc:
-            raise InputDataError(f"policy artifact '{path}' is not valid JSON: {exc}") from exc
-        if not isinstance(doc, dict) or doc.get("format") != ARTIFACT_FORMAT:
-            raise InputDataError(
-                f"'{path}' is not a pex-tuner policy artifact (expected format '{ARTIFACT_FORMAT}')"
-            )
-        if doc.get("version") != ARTIFACT_VERSION:
-            raise InputDataError(
-                f"policy artifact '{path}' has version {doc.get('version')!r}; this pex-tuner "
-                f"reads version {ARTIFACT_VERSION}"
-            )
+        doc = read_document(path, ARTIFACT_FORMAT, ARTIFACT_VERSION, "policy artifact")
         policy = load_policy_document(doc["policy"])
         schema = FeatureSchema.from_dict(doc["feature_schema"])
         return cls(path=path, policy=policy, schema=schema, document=doc)

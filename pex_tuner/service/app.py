@@ -427,7 +427,6 @@ def create_app(db_url: str = DEFAULT_URL, *, tokens: Sequence[str] | str | None 
         body: ResultsBody,
         idempotency_key: Annotated[str, Header(min_length=1, max_length=200)],
     ) -> dict[str, Any]:
-        import copy
 
         run = service.run(run_id)
         metrics = {k: v.model_dump(exclude_none=True) for k, v in body.metrics.items()}
@@ -448,18 +447,18 @@ def create_app(db_url: str = DEFAULT_URL, *, tokens: Sequence[str] | str | None 
                 raise ResultConflictError(
                     f"trial {trial_id} has not been issued yet; poll next-batch for it first"
                 )
-            preview = copy.deepcopy(trial)
-            tmp = type(run.tuner).from_state({**run.tuner.config_state(), "trials": [preview]})
-            updated = tmp.report(trial_id, metrics)  # validates; raises on conflict
+            updated = run.tuner.merged(trial_id, metrics)  # validates; raises on conflict
             changed = updated["metrics"] != trial["metrics"] or updated["status"] != trial["status"]
             response = {
                 "trial_id": trial_id,
                 "status": updated["status"],
                 "changed": changed,
-                "missing_metrics": [m for m in tmp.required_metrics if m not in updated["metrics"]],
+                "missing_metrics": [
+                    m for m in run.tuner.required_metrics if m not in updated["metrics"]
+                ],
             }
             service.store.record_report(run_id, idempotency_key, updated, sha, response)
-            trial.update(copy.deepcopy(updated))
+            trial.update(updated)
             blocker = run.tuner.generation_blocker()
         if blocker is None:
             service.start_generation(run_id, run)

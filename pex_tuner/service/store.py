@@ -73,26 +73,6 @@ models = sa.Table(
 )
 
 
-def _engine(url: str) -> sa.Engine:
-    if url.startswith("sqlite"):
-        engine = sa.create_engine(
-            url, connect_args={"check_same_thread": False, "timeout": 30}, pool_pre_ping=True
-        )
-
-        @sa.event.listens_for(engine, "connect")
-        def _pragmas(dbapi_conn: Any, _: Any) -> None:  # pragma: no cover - driver hook
-            cur = dbapi_conn.cursor()
-            # WAL: readers never block the writer; synchronous=FULL: a committed transaction
-            # survives a crash of the process and of the machine
-            cur.execute("PRAGMA journal_mode=WAL")
-            cur.execute("PRAGMA synchronous=FULL")
-            cur.execute("PRAGMA busy_timeout=30000")
-            cur.close()
-
-        return engine
-    return sa.create_engine(url, pool_pre_ping=True, pool_size=10, max_overflow=20)
-
-
 def _trial_row(run_id: str, t: dict[str, Any], now: float) -> dict[str, Any]:
     return {
         "run_id": run_id,
@@ -130,7 +110,9 @@ class Store:
 
     def __init__(self, url: str = DEFAULT_URL) -> None:
         self.url = url
-        self.engine = _engine(url)
+        from pex_tuner.tuning.storage import open_engine
+
+        self.engine = open_engine(url, concurrent=True)
         metadata.create_all(self.engine)
 
     def dispose(self) -> None:

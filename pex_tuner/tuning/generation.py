@@ -220,6 +220,28 @@ def acquisition_class(name: str) -> Any:
     )
 
 
+def _botorch_node(acqf: Any, num_restarts: int, raw_samples: int) -> Any:
+    """The GenerationNode "BoTorch": Ax's modular BoTorch generator with ``acqf``."""
+    from ax.adapter.registry import Generators
+    from ax.generation_strategy.generation_node import GenerationNode
+    from ax.generation_strategy.generator_spec import GeneratorSpec
+    from ax.generators.torch.botorch_modular.surrogate import ModelConfig, SurrogateSpec
+
+    spec = GeneratorSpec(
+        generator_enum=Generators.BOTORCH_MODULAR,
+        generator_kwargs={
+            "botorch_acqf_class": acqf,
+            "surrogate_spec": SurrogateSpec(model_configs=[ModelConfig()]),
+        },
+        generator_gen_kwargs={
+            "model_gen_options": {
+                "optimizer_kwargs": {"num_restarts": num_restarts, "raw_samples": raw_samples}
+            }
+        },
+    )
+    return GenerationNode(name="BoTorch", generator_specs=[spec], should_deduplicate=True)
+
+
 def make_generation_strategy(
     acquisition: str,
     *,
@@ -244,7 +266,6 @@ def make_generation_strategy(
     from ax.generation_strategy.generation_strategy import GenerationStrategy
     from ax.generation_strategy.generator_spec import GeneratorSpec
     from ax.generation_strategy.transition_criterion import MaxTrialsAwaitingData, MinTrials
-    from ax.generators.torch.botorch_modular.surrogate import ModelConfig, SurrogateSpec
 
     acqf = acquisition_class(acquisition)
     sobol_spec = GeneratorSpec(generator_enum=Generators.SOBOL, generator_kwargs={"seed": seed})
@@ -281,27 +302,7 @@ def make_generation_strategy(
         ],
         should_deduplicate=True,
     )
-    botorch = GenerationNode(
-        name="BoTorch",
-        generator_specs=[
-            GeneratorSpec(
-                generator_enum=Generators.BOTORCH_MODULAR,
-                generator_kwargs={
-                    "botorch_acqf_class": acqf,
-                    "surrogate_spec": SurrogateSpec(model_configs=[ModelConfig()]),
-                },
-                generator_gen_kwargs={
-                    "model_gen_options": {
-                        "optimizer_kwargs": {
-                            "num_restarts": num_restarts,
-                            "raw_samples": raw_samples,
-                        }
-                    }
-                },
-            )
-        ],
-        should_deduplicate=True,
-    )
+    botorch = _botorch_node(acqf, num_restarts, raw_samples)
     return GenerationStrategy(name=f"Sobol+{acquisition}", nodes=[sobol, botorch])
 
 
@@ -310,26 +311,10 @@ def make_model_strategy(acquisition: str, *, num_restarts: int = 8, raw_samples:
     comes from elsewhere (the online tuner starts from the offline candidates' results, so no
     Sobol trials are spent online). Generation raises Ax's ``DataRequiredError`` until trials
     have data."""
-    from ax.adapter.registry import Generators
-    from ax.generation_strategy.generation_node import GenerationNode
     from ax.generation_strategy.generation_strategy import GenerationStrategy
-    from ax.generation_strategy.generator_spec import GeneratorSpec
-    from ax.generators.torch.botorch_modular.surrogate import ModelConfig, SurrogateSpec
 
     acqf = acquisition_class(acquisition)
     if acqf is None:
         raise ConfigurationError("a model-only strategy needs a BoTorch acquisition, not 'sobol'")
-    spec = GeneratorSpec(
-        generator_enum=Generators.BOTORCH_MODULAR,
-        generator_kwargs={
-            "botorch_acqf_class": acqf,
-            "surrogate_spec": SurrogateSpec(model_configs=[ModelConfig()]),
-        },
-        generator_gen_kwargs={
-            "model_gen_options": {
-                "optimizer_kwargs": {"num_restarts": num_restarts, "raw_samples": raw_samples}
-            }
-        },
-    )
-    node = GenerationNode(name="BoTorch", generator_specs=[spec], should_deduplicate=True)
+    node = _botorch_node(acqf, num_restarts, raw_samples)
     return GenerationStrategy(name=f"{acquisition} only", nodes=[node])

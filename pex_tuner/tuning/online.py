@@ -236,7 +236,10 @@ class OnlineTuner:
             raise NotFittedError(f"the offline tuner in '{path}' has no tuned policies yet")
         off_obj = cfg["objectives"]
         off_dirs = tuple(dirs[outs.index(o)] for o in off_obj)
-        feasible = [r for r in records if _meets(r, state.get("guardrail_bounds", {}), outs, dirs)]
+        from pex_tuner.tuning.tuner import meets_bounds
+
+        guard = state.get("guardrail_bounds", {})
+        feasible = [r for r in records if meets_bounds(r, guard, outs, dirs)]
         records = feasible or records
         Y = to_max_space(np.array([[r[o] for o in off_obj] for r in records]), off_dirs)
         front = [records[i] for i in np.flatnonzero(pareto_mask(Y))]
@@ -306,14 +309,17 @@ class OnlineTuner:
         if t["status"] == "pending":
             t["status"] = "running"
 
-    def report(self, trial_id: int, metrics: Mapping[str, Any]) -> dict[str, Any]:
-        """Merge (part of) a trial's online results; complete it when all metrics are in.
+    def merged(self, trial_id: int, metrics: Mapping[str, Any]) -> dict[str, Any]:
+        """The trial record as it would be after reporting ``metrics``, without changing it
+        (the service stores it first and applies it after the commit).
 
-        Returns the trial. Raises InputDataError for malformed metrics and
-        ResultConflictError when a metric already reported has a different value.
+        Raises InputDataError for malformed metrics and ResultConflictError when a metric
+        already reported has a different value.
         """
+        import copy
+
         parsed = parse_metrics(metrics)
-        t = self._trial(trial_id)
+        t = copy.deepcopy(self._trial(trial_id))
         for name, rec in parsed.items():
             old = t["metrics"].get(name)
             if old is not None and old != rec:
@@ -329,6 +335,15 @@ class OnlineTuner:
                 # the observation as a new trial of the same policy
                 t["late"] = True
             t["status"] = "completed"
+        return t
+
+    def report(self, trial_id: int, metrics: Mapping[str, Any]) -> dict[str, Any]:
+        """Merge (part of) a trial's online results; complete it when all metrics are in.
+
+        Returns the trial; errors as :meth:`merged`.
+        """
+        t = self._trial(trial_id)
+        t.update(self.merged(trial_id, metrics))
         return t
 
     def mark_failed(self, trial_id: int, *, abandoned: bool = False) -> None:
@@ -368,27 +383,17 @@ class OnlineTuner:
 
     def _make_client(self) -> Any:
         from pex_tuner.tuning.generation import make_model_strategy
-        from pex_tuner.tuning.tuner import _quiet_ax
+        from pex_tuner.tuning.tuner import _quiet_ax, make_ax_client
 
+        names = self.metric_names
         with _quiet_ax():
-            from ax.api.client import Client
-            from ax.api.configs import RangeParameterConfig
-
-            client = Client()
-            client.configure_experiment(
-                name="pex_tuner_online",
-                parameters=[
-                    RangeParameterConfig(name=n, parameter_type="float", bounds=b)
-                    for n, b in self.bounds.items()
-                ],
+            client = make_ax_client(
+                "pex_tuner_online",
+                self.bounds,
+                {names[m]: d for m, d in self.objectives.items()},
+                [(names[m], op, b) for m, (op, b) in self.constraints.items()],
+                make_model_strategy(self.acquisition),
             )
-            names = self.metric_names
-            objective = ", ".join(
-                names[m] if d == "max" else f"-{names[m]}" for m, d in self.objectives.items()
-            )
-            cons = [f"{names[m]} {op} {b!r}" for m, (op, b) in self.constraints.items()]
-            client.configure_optimization(objective=objective, outcome_constraints=cons or None)
-            client.set_generation_strategy(make_model_strategy(self.acquisition))
         self._ax_index, self._ax_status = {}, {}
         return client
 
@@ -485,27 +490,19 @@ class OnlineTuner:
         """The policy artifact of a trial as a JSON document (what ``write_artifact`` writes):
         the policy, arms, outcomes, feature schema and the model reference (file name, SHA-256
         and, when served, the URL to fetch it from)."""
-        from pex_tuner.policies.artifact import ARTIFACT_FORMAT, ARTIFACT_VERSION, MODEL_FILE
+        from pex_tuner.policies.artifact import MODEL_FILE, artifact_document
 
         if self.schema is None:
             raise NotFittedError("this online tuner has no feature schema; artifacts need one")
-        pol = self.policy(trial_id)
-        t = self._trial(trial_id)
         model: dict[str, Any] = {"file": MODEL_FILE, "sha256": self.model_sha256}
         if model_url:
             model["url"] = model_url
-        return {
-            "format": ARTIFACT_FORMAT,
-            "version": ARTIFACT_VERSION,
-            "kind": "linear_utility",
-            "name": pol.name,
-            "policy": pol.to_dict(),
-            "parameters": dict(t["parameters"]),
-            "arms": list(pol.arms),
-            "outcomes": list(pol.outcomes),
-            "feature_schema": self.schema,
-            "model": model,
-        }
+        return artifact_document(
+            self.policy(trial_id),
+            schema=self.schema,
+            model_ref=model,
+            parameters=dict(self._trial(trial_id)["parameters"]),
+        )
 
     def load_model(self) -> Any:
         """The fitted CateModel of the offline tuner (from its directory; cached)."""
@@ -694,14 +691,6 @@ class OnlineTuner:
             f"OnlineTuner(objectives={self.objectives}, constraints={self.constraints}, "
             f"trials={len(self.trials)} ({', '.join(f'{k} {v}' for k, v in c.items() if v)}))"
         )
-
-
-def _meets(rec: Mapping[str, Any], bounds: Mapping[str, float], outs: list, dirs: list) -> bool:
-    for g, b in bounds.items():
-        d = dirs[outs.index(g)]
-        if (d == "max" and rec[g] < b) or (d == "min" and rec[g] > b):
-            return False
-    return True
 
 
 class _FramePolicy:

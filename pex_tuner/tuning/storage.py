@@ -163,13 +163,35 @@ def _state_table(metadata: Any) -> Any:
     )
 
 
-def _engine(url: str) -> Any:
+def open_engine(url: str, *, concurrent: bool = False) -> Any:
+    """A SQLAlchemy engine for ``url``; InputDataError naming the URL when it cannot be opened.
+
+    ``concurrent=True`` (the online service) makes SQLite usable from many threads: WAL (readers
+    never block the writer), ``synchronous=FULL`` (a committed transaction survives a crash of
+    the process and of the machine) and a 30 s busy timeout; other databases get a larger pool.
+    """
     import sqlalchemy as sa
 
     try:
-        return sa.create_engine(url)
+        if not concurrent:
+            return sa.create_engine(url)
+        if not url.startswith("sqlite"):
+            return sa.create_engine(url, pool_pre_ping=True, pool_size=10, max_overflow=20)
+        engine = sa.create_engine(
+            url, connect_args={"check_same_thread": False, "timeout": 30}, pool_pre_ping=True
+        )
     except (sa.exc.ArgumentError, sa.exc.NoSuchModuleError, ImportError) as exc:
         raise InputDataError(f"cannot open database URL '{url}': {exc}") from exc
+
+    @sa.event.listens_for(engine, "connect")
+    def _pragmas(dbapi_conn: Any, _: Any) -> None:  # pragma: no cover - driver hook
+        cur = dbapi_conn.cursor()
+        cur.execute("PRAGMA journal_mode=WAL")
+        cur.execute("PRAGMA synchronous=FULL")
+        cur.execute("PRAGMA busy_timeout=30000")
+        cur.close()
+
+    return engine
 
 
 def save_database(tuner: Any, url: str) -> None:
@@ -189,7 +211,7 @@ def save_database(tuner: Any, url: str) -> None:
         ax_path = Path(tmp) / "ax_client.json"
         tuner.client.save_to_json_file(str(ax_path))
         ax_json = ax_path.read_text()
-    engine = _engine(url)
+    engine = open_engine(url)
     metadata = __import__("sqlalchemy").MetaData()
     table = _state_table(metadata)
     name = tuner.config["name"]
@@ -221,7 +243,7 @@ def load_database(cls: Any, url: str, name: str, data: Any) -> Any:
     import_ax_quietly()
     from ax.api.client import Client
 
-    engine = _engine(url)
+    engine = open_engine(url)
     table = _state_table(sa.MetaData())
     try:
         with engine.connect() as conn:

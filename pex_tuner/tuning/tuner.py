@@ -95,6 +95,49 @@ def _quiet_ax():
         torch.set_num_threads(threads)
 
 
+def make_ax_client(
+    name: str,
+    bounds: Mapping[str, tuple[float, float]],
+    objectives: Mapping[str, str],
+    constraints: Sequence[tuple[str, str, float]],
+    strategy: Any,
+) -> Any:
+    """An Ax Client over float parameters with ``bounds``, maximizing / minimizing the
+    ``objectives`` (Ax metric name -> "max" / "min") subject to ``constraints`` ((metric, ">="
+    or "<=", bound)), generating with ``strategy``. Call it inside ``_quiet_ax()``."""
+    from ax.api.client import Client
+    from ax.api.configs import RangeParameterConfig
+
+    client = Client()
+    client.configure_experiment(
+        name=name,
+        parameters=[
+            RangeParameterConfig(name=n, parameter_type="float", bounds=b)
+            for n, b in bounds.items()
+        ],
+    )
+    objective = ", ".join(m if d == "max" else f"-{m}" for m, d in objectives.items())
+    cons = [f"{m} {op} {b!r}" for m, op, b in constraints]
+    client.configure_optimization(objective=objective, outcome_constraints=cons or None)
+    client.set_generation_strategy(strategy)
+    return client
+
+
+def meets_bounds(
+    values: Mapping[str, float],
+    bounds: Mapping[str, float],
+    outcomes: Sequence[str],
+    directions: Sequence[str],
+) -> bool:
+    """Whether ``values`` (outcome -> value) respect guardrail ``bounds``: at least the bound
+    for a maximized outcome, at most it for a minimized one."""
+    for g, b in bounds.items():
+        d = directions[list(outcomes).index(g)]
+        if (d == "max" and values[g] < b) or (d == "min" and values[g] > b):
+            return False
+    return True
+
+
 def data_fingerprint(data: ExperimentData) -> str:
     """Hash of features, arms and outcomes: a saved tuner refuses different data."""
     import hashlib
@@ -315,47 +358,26 @@ class OfflineTuner:
         return self._client
 
     def _make_client(self) -> Any:
+        names = self.metric.metric_names
+        dirs = dict(zip(self.data.outcomes, self.data.directions, strict=True))
+        bounds = dict(self.guardrail_bounds)
+        if self.config["acquisition"] in NEEDS_REFERENCE_POINT:
+            # constraints on objectives are Ax's objective thresholds: the hypervolume
+            # reference point, assign-all-control's value
+            control = self.baseline_eval.value[0]
+            for o in self.config["objectives"]:
+                bounds[o] = float(control[self.data.outcomes.index(o)])
         with _quiet_ax():
-            from ax.api.client import Client
-            from ax.api.configs import RangeParameterConfig
-
-            client = Client()
-            client.configure_experiment(
-                name=self.config["name"],
-                parameters=[
-                    RangeParameterConfig(name=n, parameter_type="float", bounds=b)
-                    for n, b in self.space.bounds().items()
-                ],
-            )
-            names = self.metric.metric_names
-            objective = ", ".join(
-                names[o]
-                if self.data.directions[self.data.outcomes.index(o)] == "max"
-                else f"-{names[o]}"
-                for o in self.config["objectives"]
-            )
-            bounds = dict(self.guardrail_bounds)
-            if self.config["acquisition"] in NEEDS_REFERENCE_POINT:
-                # constraints on objectives are Ax's objective thresholds: the hypervolume
-                # reference point, assign-all-control's value
-                control = self.baseline_eval.value[0]
-                for o in self.config["objectives"]:
-                    bounds[o] = float(control[self.data.outcomes.index(o)])
-            constraints = [
-                f"{names[g]} >= {b!r}"
-                if self.data.directions[self.data.outcomes.index(g)] == "max"
-                else f"{names[g]} <= {b!r}"
-                for g, b in bounds.items()
-            ]
-            client.configure_optimization(
-                objective=objective, outcome_constraints=constraints or None
-            )
-            client.set_generation_strategy(
+            client = make_ax_client(
+                self.config["name"],
+                self.space.bounds(),
+                {names[o]: dirs[o] for o in self.config["objectives"]},
+                [(names[g], ">=" if dirs[g] == "max" else "<=", b) for g, b in bounds.items()],
                 make_generation_strategy(
                     self.config["acquisition"],
                     init_trials=self.config["init_trials"],
                     seed=self.config["random_state"],
-                )
+                ),
             )
             if self.space.use_biases:
                 self._attach_baselines(client)
@@ -496,14 +518,7 @@ class OfflineTuner:
         return pd.DataFrame(rows)
 
     def _feasible(self, rec: dict[str, Any]) -> bool:
-        for g, b in self.guardrail_bounds.items():
-            j = self.data.outcomes.index(g)
-            v = rec[g]
-            if (self.data.directions[j] == "max" and v < b) or (
-                self.data.directions[j] == "min" and v > b
-            ):
-                return False
-        return True
+        return meets_bounds(rec, self.guardrail_bounds, self.data.outcomes, self.data.directions)
 
     def _objective_matrix(self, frame: pd.DataFrame) -> np.ndarray:
         return to_max_space(frame[self.config["objectives"]].to_numpy(), self._objective_dirs)
