@@ -330,3 +330,104 @@ def test_hypervolume_scalarized_parego_option(exp, tuner, tmp_path):
     again = OfflineTuner.load(str(tmp_path / "hv"), exp.data)
     again.run(2)
     assert again.acquisition_in_use is acqf
+
+
+def test_relative_scaling_space(fitted):
+    _, pred = fitted
+    dirs = ("max", "max", "min")
+    space = PolicySpace.from_predictions(pred, dirs, scaling="relative")
+    absolute = PolicySpace.from_predictions(pred, dirs)
+    assert space.parameter_names == absolute.parameter_names
+    b = space.bounds()
+    s = pred.tau[:, 1:].std(axis=(0, 1))
+    # weight magnitudes on a log scale, from 1% of the largest |w_j| to it
+    assert space.log_scaled == ("w_1", "w_2")
+    assert b["w_1"] == pytest.approx((0.04 * s[0] / s[1], 4 * s[0] / s[1]))
+    assert b["w_2"][0] > 0  # a magnitude: the sign comes from the direction
+    assert b["b_1"] == (-1.0, 1.0)
+    # biases are in units of the RMS weighted effect S(w) = sqrt(w' M w)
+    params = {"w_1": 0.5, "w_2": 0.2, "b_1": 0.5, "b_2": 0.0, "b_3": -1.0}
+    pol = space.to_policy(params)
+    w = np.array(pol.weights)
+    assert tuple(w) == (1.0, 0.5, -0.2)
+    tau = pred.tau[:, 1:, :]
+    rms = np.sqrt(np.mean((tau @ w) ** 2))
+    assert space.bias_unit(w) == pytest.approx(rms)
+    assert pol.biases == pytest.approx((0.0, 0.5 * rms, 0.0, -rms))
+    # the unit cube maps uniformly in the searched coordinates (log for the weights)
+    p = space.from_unit(np.array([[0.5, 0.0, 0.5, 0.0, 1.0]]))[0]
+    assert p["w_1"] == pytest.approx(np.sqrt(b["w_1"][0] * b["w_1"][1]))
+    assert p["w_2"] == pytest.approx(b["w_2"][0])
+    assert (p["b_1"], p["b_2"], p["b_3"]) == pytest.approx((0.0, -1.0, 1.0))
+    with pytest.raises(ConfigurationError, match=r"'u' must have shape \(n, 5\)"):
+        space.from_unit(np.zeros((2, 3)))
+    assert PolicySpace.from_dict(space.to_dict()) == space
+    # a space saved before scalings existed loads as absolute
+    old = absolute.to_dict()
+    del old["scaling"], old["effect_moment"]
+    assert PolicySpace.from_dict(old).scaling == "absolute"
+    with pytest.raises(ConfigurationError, match="The 'scaling' parameter must be one of"):
+        PolicySpace.from_predictions(pred, dirs, scaling="log")
+
+
+def test_relative_scaling_tuner_searches_log_weights(exp, tuner, tmp_path):
+    from ax.core.parameter import ParameterType
+
+    t = OfflineTuner(
+        exp.data,
+        scaling="relative",
+        batch_size=2,
+        init_trials=4,
+        effects=tuner.effects,
+        n_folds=2,
+        progress=False,
+    )
+    t.run(6)
+    params = t.client._experiment.search_space.parameters
+    assert params["w_1"].log_scale and not params["b_1"].log_scale
+    assert params["w_1"].parameter_type == ParameterType.FLOAT
+    # the assign-all baselines still send every unit to their arm
+    ev = t.evaluations().set_index("policy")
+    for arm in exp.data.arms:
+        assert f"all:{arm}" in t.client._experiment.arms_by_name
+        assert ev.loc[f"all:{arm}", f"share[{arm}]"] == 1.0
+    # tuned policies lie in the space; the reloaded tuner keeps the scaling and continues
+    tuned = ev[ev["kind"] == "tuned"]
+    lo, hi = t.space.bounds()["w_1"]
+    assert ((tuned["w_1"] >= lo - 1e-12) & (tuned["w_1"] <= hi + 1e-12)).all()
+    t.save(str(tmp_path / "rel"))
+    again = OfflineTuner.load(str(tmp_path / "rel"), exp.data)
+    assert again.space == t.space and again.space.scaling == "relative"
+    again.run(2)
+    assert again.n_evaluations == 8
+
+
+def test_hypervolume_scalarization_directions_and_scale():
+    import torch
+
+    from pex_tuner.tuning.generation import _hv_parego_class, _next_direction
+
+    # directions are unit vectors in the positive orthant and spread over it
+    lams = torch.stack([_next_direction(3) for _ in range(256)])
+    lams = lams / lams.norm(dim=-1, keepdim=True)
+    assert bool((lams >= 0).all())
+    share = (lams.argmax(dim=-1)[:, None] == torch.arange(3)).float().mean(dim=0)
+    assert torch.allclose(share, torch.full((3,), 1 / 3), atol=0.06)
+
+    # the scale is the extent of the region that dominates the reference point: an
+    # observation far below the reference on one objective does not stretch another
+    from botorch.models import SingleTaskGP
+
+    X = torch.tensor([[0.1], [0.5], [0.9]], dtype=torch.double)
+    Y = torch.tensor([[1.0, 1.0], [2.0, 2.0], [10.0, -5.0]], dtype=torch.double)
+    model = SingleTaskGP(X, Y, train_Yvar=torch.full_like(Y, 1e-6))
+    acqf = _hv_parego_class()(
+        model=model,
+        X_baseline=X,
+        ref_point=torch.zeros(2, dtype=torch.double),
+        scalarization_weights=torch.tensor([1.0, 1.0], dtype=torch.double),
+    )
+    z = acqf.chebyshev_scalarization(torch.tensor([[2.0, 2.0]], dtype=torch.double))
+    lam = 1 / np.sqrt(2)
+    # Z = (y - ref) / scale with scale = (2, 2) (the best dominating point), not (10, 2)
+    assert float(z[0]) == pytest.approx(1.0 / lam + 0.05 * 2.0, rel=1e-4)

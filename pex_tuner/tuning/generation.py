@@ -42,6 +42,24 @@ NEEDS_REFERENCE_POINT = ("qLogNParEGO-HV",)
 _HV_PAREGO: list[Any] = []  # the class, built (and registered) on first use
 
 
+_DIRECTIONS: dict[int, Any] = {}  # number of objectives -> scrambled Sobol engine
+
+
+def _next_direction(m: int) -> Any:
+    """The next scalarization direction lambda, uniform on the positive part of the unit sphere
+    in R^m: |z| / ||z|| for z standard normal, with z from a scrambled Sobol sequence (through
+    the normal quantile function) instead of independent draws, so that the directions of
+    successive candidates (a batch and the batches after it) spread evenly instead of
+    clumping."""
+    import torch
+    from scipy.stats import norm, qmc
+
+    if m not in _DIRECTIONS:
+        _DIRECTIONS[m] = qmc.Sobol(d=m, scramble=True)
+    u = _DIRECTIONS[m].random(1)[0].clip(1e-9, 1 - 1e-9)
+    return torch.as_tensor(norm.ppf(u)).abs()
+
+
 def _hv_parego_class() -> Any:
     """qLogNParEGO with the hypervolume scalarization (see the module docstring), registered
     with BoTorch's input constructors and Ax's JSON storage on first use."""
@@ -100,15 +118,18 @@ def _hv_parego_class() -> Any:
             if is_ensemble(model):
                 Y_baseline = torch.mean(Y_baseline, dim=MCMC_DIM)
             m = Y_baseline.shape[-1]
-            best = Y_baseline.max(dim=-2).values
             ref = None if ref_point is None else torch.as_tensor(ref_point).to(Y_baseline)
-            if ref is not None and bool((best > ref).all()):
+            dominating = None if ref is None else Y_baseline[(Y_baseline > ref).all(dim=-1)]
+            if dominating is not None and len(dominating) > 0:
                 if scalarization_weights is None:
-                    lam = torch.randn(m, dtype=Y_baseline.dtype, device=Y_baseline.device).abs()
+                    lam = _next_direction(m).to(Y_baseline)
                 else:
                     lam = torch.as_tensor(scalarization_weights).to(Y_baseline).abs()
                 lam = (lam + 1e-6) / (lam + 1e-6).norm()
-                scale = best - ref
+                # the extent of the region that dominates the reference point: scaling by the
+                # best value over all observations would squash an objective whose best
+                # values come from policies far below the reference on another objective
+                scale = dominating.max(dim=-2).values - ref
 
                 def scalarization(Y: Any, X: Any = None) -> Any:
                     Z = (Y - ref) / scale

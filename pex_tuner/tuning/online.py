@@ -393,6 +393,7 @@ class OnlineTuner:
                 {names[m]: d for m, d in self.objectives.items()},
                 [(names[m], op, b) for m, (op, b) in self.constraints.items()],
                 make_model_strategy(self.acquisition),
+                log_scaled=self.space.log_scaled,
             )
         self._ax_index, self._ax_status = {}, {}
         return client

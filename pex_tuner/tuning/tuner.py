@@ -101,10 +101,12 @@ def make_ax_client(
     objectives: Mapping[str, str],
     constraints: Sequence[tuple[str, str, float]],
     strategy: Any,
+    log_scaled: Sequence[str] = (),
 ) -> Any:
-    """An Ax Client over float parameters with ``bounds``, maximizing / minimizing the
-    ``objectives`` (Ax metric name -> "max" / "min") subject to ``constraints`` ((metric, ">="
-    or "<=", bound)), generating with ``strategy``. Call it inside ``_quiet_ax()``."""
+    """An Ax Client over float parameters with ``bounds`` (those named in ``log_scaled`` on a
+    log scale), maximizing / minimizing the ``objectives`` (Ax metric name -> "max" / "min")
+    subject to ``constraints`` ((metric, ">=" or "<=", bound)), generating with ``strategy``.
+    Call it inside ``_quiet_ax()``."""
     from ax.api.client import Client
     from ax.api.configs import RangeParameterConfig
 
@@ -112,7 +114,12 @@ def make_ax_client(
     client.configure_experiment(
         name=name,
         parameters=[
-            RangeParameterConfig(name=n, parameter_type="float", bounds=b)
+            RangeParameterConfig(
+                name=n,
+                parameter_type="float",
+                bounds=b,
+                scaling="log" if n in log_scaled else "linear",
+            )
             for n, b in bounds.items()
         ],
     )
@@ -174,9 +181,12 @@ class OfflineTuner:
             ``generation``), ``"qLogNEHVI"``, ``"qLogNEI"`` (single objective) or ``"sobol"``.
         batch_size: q, trials per generation batch.
         init_trials: Sobol trials before the model (default ``max(5, 2 * n_parameters)``).
+        scaling: ``"absolute"`` (default) or ``"relative"`` (log-scaled weight magnitudes and
+            biases in units of the policy's utility spread: a much better fitting surrogate; see
+            ``PolicySpace``).
         weight_scale: weight range multiplier (see ``PolicySpace``).
-        bias_scale: bias range as a fraction of the largest weighted effect (see
-            ``PolicySpace``; 0.25 by default).
+        bias_scale: bias range (see ``PolicySpace``; None: 1 RMS weighted effect for relative
+            scaling, a quarter of the largest weighted effect for absolute scaling).
         random_state: seed for the split, the CATE model and Sobol.
         progress: progress bars (None: automatic).
     """
@@ -198,8 +208,9 @@ class OfflineTuner:
         acquisition: str = "qLogNParEGO",
         batch_size: int = 4,
         init_trials: int | None = None,
+        scaling: str = "absolute",
         weight_scale: float = 4.0,
-        bias_scale: float = 0.25,
+        bias_scale: float | None = None,
         random_state: int = 0,
         progress: bool | None = None,
         name: str = "pex_tuner",
@@ -253,8 +264,9 @@ class OfflineTuner:
             "acquisition": acquisition,
             "batch_size": int(batch_size),
             "init_trials": init_trials,
+            "scaling": scaling,
             "weight_scale": float(weight_scale),
-            "bias_scale": float(bias_scale),
+            "bias_scale": None if bias_scale is None else float(bias_scale),
             "random_state": int(random_state),
         }
         self.base_learner = base_learner
@@ -297,7 +309,9 @@ class OfflineTuner:
             use_biases=cfg["use_biases"],
             parameterization=cfg["parameterization"],
             weight_scale=cfg["weight_scale"],
+            # tuners saved before these options existed used absolute scaling, 0.25
             bias_scale=cfg.get("bias_scale", 0.25),
+            scaling=cfg.get("scaling", "absolute"),
         )
         arms, outs = self.data.arms, self.data.outcomes
         self.baselines = {f"all:{a}": LinearUtilityPolicy.assign_all(a, arms, outs) for a in arms}
@@ -378,16 +392,22 @@ class OfflineTuner:
                     init_trials=self.config["init_trials"],
                     seed=self.config["random_state"],
                 ),
+                log_scaled=self.space.log_scaled,
             )
             if self.space.use_biases:
                 self._attach_baselines(client)
         return client
 
     def _baseline_parameters(self, arm_index: int) -> dict[str, float]:
-        """Out-of-design parameters that send every unit to ``arm_index``."""
+        """Out-of-design parameters that send every unit to ``arm_index``: the smallest
+        weights and biases far beyond any utility."""
+        space = self.space
+        params = {n: 0.0 for n in space.parameter_names}
+        params.update({n: space.bounds()[n][0] for n in space.log_scaled})
+        w = np.asarray(space.to_policy(params).weights)
         tau = self.metric.predictions.tau
-        L = 10.0 * (float(np.abs(tau[:, :, 0]).max()) + self.space.bias_bound + 1.0)
-        params = {n: 0.0 for n in self.space.parameter_names}
+        spread = float(np.abs(tau @ w).max()) + float(np.abs(tau[:, :, 0]).max())
+        L = 10.0 * (spread + space.bias_bound + 1.0) / space.bias_unit(w)
         for k in range(1, len(self.data.arms)):
             params[f"b_{k}"] = L if k == arm_index else -L
         if self.space.parameterization == "shrinkage":
