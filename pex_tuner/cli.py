@@ -213,6 +213,7 @@ def run_tuning(
     learner: str = "t",
     estimator: str = "dr",
     acquisition: str = "qLogNParEGO",
+    scaling: str = "absolute",
     compare_no_bias: bool = True,
     truth=None,
     n_folds: int = 5,
@@ -242,6 +243,7 @@ def run_tuning(
         learner=learner,
         estimator=estimator,
         acquisition=acquisition,
+        scaling=scaling,
         batch_size=batch_size,
         random_state=seed,
         n_folds=n_folds,
@@ -376,6 +378,7 @@ def _cmd_tune(args: argparse.Namespace) -> int:
         learner=args.learner,
         estimator=args.estimator,
         acquisition=args.acquisition,
+        scaling=args.scaling,
         compare_no_bias=not args.no_compare,
     )
     _print_tuning_summary(summary, data)
@@ -691,8 +694,16 @@ def build_parser() -> argparse.ArgumentParser:
     )
     tune.add_argument(
         "--acquisition",
-        choices=["qLogNParEGO", "qLogNEHVI", "qLogNEI", "sobol"],
+        choices=["qLogNParEGO", "qLogNParEGO-HV", "qLogNEHVI", "qLogNEI", "sobol"],
         default="qLogNParEGO",
+        help="qLogNParEGO-HV: ParEGO with the hypervolume scalarization (see the README)",
+    )
+    tune.add_argument(
+        "--scaling",
+        choices=["absolute", "relative"],
+        default="absolute",
+        help="policy-space coordinates; relative: log-scaled weights, biases in units of the "
+        "policy's RMS weighted effect",
     )
     tune.add_argument(
         "--no-compare",

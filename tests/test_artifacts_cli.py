@@ -179,3 +179,26 @@ def test_cli_tune_writes_frontier_candidates_report_and_tuner(tmp_path, capsys):
     )
     assert len(pd.read_csv(tmp_path / "a.csv")) == 50
     assert Path(out / "policies" / "effects.joblib").exists()
+
+
+def test_cli_tune_relative_scaling_and_hypervolume_parego(tmp_path):
+    exp = make_synthetic(2000, random_state=6)
+    csv = tmp_path / "exp.csv"
+    exp.data.to_frame().drop(columns=["propensity"]).to_csv(csv, index=False)
+    out = tmp_path / "run"
+    args = ["tune", "--data", str(csv), "--treatment", "arm", "--control", "control"]
+    args += ["--outcome", "engagement:max", "--outcome", "retention:max", "--outcome", "cost:min"]
+    args += ["--budget", "5", "--batch-size", "5", "--candidates", "2", "--no-compare"]
+    args += ["--acquisition", "qLogNParEGO-HV", "--scaling", "relative", "--out", str(out)]
+    assert main(args) == 0
+    state = json.loads((out / "tuner" / "tuner.json").read_text())
+    assert state["config"]["acquisition"] == "qLogNParEGO-HV"
+    assert state["space"]["scaling"] == "relative"
+    # the parameter w_2 is cost's weight magnitude; the artifact carries the actual, negative
+    # weight (cost is minimized)
+    ev = pd.read_csv(out / "frontier.csv")
+    tuned = ev[ev["policy_id"].str.startswith("trial_")]
+    assert len(tuned) >= 1
+    row = tuned.iloc[0]
+    doc = json.loads((out / row["policy"]).read_text())
+    assert row["w_2"] > 0 and doc["policy"]["weights"][2] == pytest.approx(-row["w_2"])

@@ -152,3 +152,36 @@ def test_from_offline_errors(tmp_path, offline_dir):
         on.report(99, {"a": {"mean": 1, "sem": 1}})
     with pytest.raises(InputDataError, match=r"parameter .w_1. = 1000\.0 is outside"):
         on.add_trial({k: 1000.0 for k in on.bounds})
+
+
+def test_online_tuner_from_relative_scaled_offline_tuner(tmp_path):
+    from pex_tuner.datasets import make_synthetic
+
+    exp = make_synthetic(3000, random_state=5)
+    offline = OfflineTuner(
+        exp.data,
+        scaling="relative",
+        batch_size=4,
+        init_trials=4,
+        n_folds=2,
+        random_state=0,
+        progress=False,
+    )
+    offline.run(8)
+    offline.save(str(tmp_path / "tuner"))
+    sim = OnlineSimulator(design_seed=0, gap=0.3, random_state=3)
+    on = OnlineTuner.from_offline(tmp_path / "tuner", n_candidates=2, objectives=OBJECTIVES)
+    assert on.space.scaling == "relative"
+    results = sim.run({str(i): on.assigner(i) for i in on.trials}, 3000)
+    for i in list(on.trials):
+        on.mark_running(i)
+        on.report(i, results[str(i)])
+    new = on.generate(2)
+    # Ax searches the weight magnitudes on a log scale, inside the narrowed (positive) bounds
+    params = on.client._experiment.search_space.parameters
+    assert params["w_1"].log_scale and on.bounds["w_1"][0] > 0
+    for i in new:
+        pol = on.policy(i)
+        assert pol.weights[2] < 0  # cost is minimized: the magnitude gets the minus sign
+        for k, (lo, hi) in on.bounds.items():
+            assert lo - 1e-9 <= on.trials[i]["parameters"][k] <= hi + 1e-9

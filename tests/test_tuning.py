@@ -233,6 +233,7 @@ def test_guardrails_become_constraints(exp):
         (dict(guardrails={"retention": 5}), r"tolerance must be a fraction in \[0, 1\)"),
         (dict(objectives=["engagement"]), r"needs at least two objectives"),
         (dict(acquisition="random"), r"The 'acquisition' parameter must be one of"),
+        (dict(scaling="log"), r"The 'scaling' parameter must be one of \['relative', 'absolute'\]"),
         (
             dict(objectives=["retention"], guardrails={"retention": 0.1}),
             r"cannot be both an objective and a guardrail",

@@ -13,10 +13,13 @@ range (worst to best), it maximizes the hypervolume scalarization of Zhang & Gol
 "Random hypervolume scalarizations for provable multi-objective black box optimization"),
 ``min_i (y_i - r_i) / (s_i * lambda_i)`` plus a 0.05-weighted sum, with ``r`` the hypervolume
 reference point (the tuner passes assign-all-control as Ax objective thresholds), ``s_i`` the
-distance from ``r_i`` to the best observed value and ``lambda`` drawn uniformly on the positive
-unit sphere. Every scalarization then rewards only improvements over the reference point, and
-its expectation over ``lambda`` is the hypervolume, so the suggestions spread over the part of
-the front that adds hypervolume instead of its extremes below control. Without a reference point
+distance from ``r_i`` to the best value among the observations that dominate ``r`` (the best of
+all observations would let policies far below the reference on another objective stretch, and
+squash, this one) and ``lambda`` uniform on the positive unit sphere, taken from a scrambled
+Sobol sequence so that successive candidates' directions spread evenly. Every scalarization
+then rewards only improvements over the reference point, and its expectation over ``lambda`` is
+the hypervolume, so the suggestions spread over the part of the front that adds hypervolume
+instead of its extremes below control. Without a reference point
 (or when no observation beats it on every objective) it falls back to the Chebyshev
 scalarization. See ``benchmarks/results/tuning.md`` for measurements.
 """

@@ -53,7 +53,7 @@ from pex_tuner.tuning.generation import (
     make_generation_strategy,
 )
 from pex_tuner.tuning.metric import OPEMetric
-from pex_tuner.tuning.space import PolicySpace
+from pex_tuner.tuning.space import SCALINGS, PolicySpace
 
 __all__ = ["OfflineTuner"]
 
@@ -248,6 +248,10 @@ class OfflineTuner:
             )
         if split not in SPLITS:
             raise ConfigurationError(f"'split' must be one of {list(SPLITS)}; got {split!r}")
+        if scaling not in SCALINGS:
+            raise ConfigurationError(
+                f"The 'scaling' parameter must be one of {list(SCALINGS)}. Got {scaling!r} instead."
+            )
         if int(batch_size) < 1:
             raise ConfigurationError(f"'batch_size' must be >= 1; got {batch_size!r}")
         self.data = data
