@@ -138,14 +138,18 @@ def true_values(
     return out
 
 
-def sobol_params(space, n: int, seed: int) -> list[dict[str, float]]:
-    """The first n points of a scrambled Sobol sequence over the space, mapped as the tuner
-    searches it (``PolicySpace.from_unit``: log scale for log-scaled parameters)."""
+def sobol_unit(d: int, n: int, seed: int) -> np.ndarray:
+    """The first n points (n, d) of a scrambled Sobol sequence in the unit cube."""
     from scipy.stats import qmc
 
     m = int(np.ceil(np.log2(max(n, 2))))
-    u = qmc.Sobol(d=len(space.parameter_names), scramble=True, seed=seed).random_base2(m)[:n]
-    return space.from_unit(u)
+    return qmc.Sobol(d=d, scramble=True, seed=seed).random_base2(m)[:n]
+
+
+def sobol_params(space, n: int, seed: int) -> list[dict[str, float]]:
+    """The first n Sobol points over the space, mapped as the tuner searches it
+    (``PolicySpace.from_unit``: log scale for log-scaled parameters)."""
+    return space.from_unit(sobol_unit(len(space.parameter_names), n, seed))
 
 
 def batch_times(tuned: list[dict]) -> list[tuple[float, bool]]:

@@ -32,7 +32,7 @@ from pex_tuner.tuning import OfflineTuner
 from pex_tuner.tuning.frontier import hypervolume, to_max_space
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-from bench_tuning import library_version, sobol_params, true_values
+from bench_tuning import library_version, sobol_unit, true_values
 
 SCALINGS = ("absolute", "relative")
 
@@ -79,20 +79,12 @@ def run_seed(seed: int, args) -> dict:
         )
         effects = tuner.effects
         space = tuner.space
-        params = sobol_params(space, args.reference, seed)
-        W, B = space.to_matrices(params)
+        # the GP sees unit-cube coordinates (log scale for log-scaled parameters): exactly the
+        # Sobol points before from_unit maps them
+        U = sobol_unit(len(space.parameter_names), args.reference, seed)
+        W, B = space.to_matrices(space.from_unit(U))
         ev = tuner.metric.evaluate_matrix(W, B)
         Y = to_max_space(ev.value, dirs)
-        # unit-cube coordinates of the parameters, as the GP sees them (log for log-scaled)
-        names = space.parameter_names
-        bounds = space.bounds()
-        U = np.empty((len(params), len(names)))
-        for i, name in enumerate(names):
-            lo, hi = bounds[name]
-            x = np.array([p[name] for p in params])
-            if name in space.log_scaled:
-                x, lo, hi = np.log(x), np.log(lo), np.log(hi)
-            U[:, i] = (x - lo) / (hi - lo)
         r2 = np.mean(
             [
                 gp_r2(U, Y, ev.se, np.random.default_rng(r).choice(len(U), args.train, False))

@@ -15,6 +15,13 @@ from pex_tuner.tuning import OfflineTuner, PolicySpace, hypervolume, select_subs
 from pex_tuner.tuning.frontier import pareto_mask, to_max_space
 
 
+def _small_tuner(exp, tuner, **kwargs):
+    """A quick OfflineTuner (batches of 2) sharing the module tuner's CATE model."""
+    return OfflineTuner(
+        exp.data, batch_size=2, effects=tuner.effects, n_folds=2, progress=False, **kwargs
+    )
+
+
 @pytest.fixture(scope="module")
 def exp():
     return make_synthetic(3000, random_state=2)
@@ -250,16 +257,7 @@ def test_qlognehvi_option_and_no_bias(exp, tuner):
         qLogNoisyExpectedHypervolumeImprovement,
     )
 
-    t = OfflineTuner(
-        exp.data,
-        acquisition="qLogNEHVI",
-        use_biases=False,
-        batch_size=2,
-        init_trials=3,
-        effects=tuner.effects,
-        n_folds=2,
-        progress=False,
-    )
+    t = _small_tuner(exp, tuner, acquisition="qLogNEHVI", use_biases=False, init_trials=3)
     t.run(4)
     assert t.acquisition_in_use is qLogNoisyExpectedHypervolumeImprovement
     assert t.space.parameter_names == ["w_1", "w_2"]
@@ -281,15 +279,7 @@ def test_attached_policy_is_an_alternative_arm(exp, tuner):
 
 
 def test_train_validation_split_scores_more_units_out_of_fold(exp, tuner):
-    t = OfflineTuner(
-        exp.data,
-        split="train+validation",
-        batch_size=2,
-        init_trials=3,
-        effects=tuner.effects,
-        n_folds=2,
-        progress=False,
-    )
+    t = _small_tuner(exp, tuner, split="train+validation", init_trials=3)
     n_train, n_val = (len(tuner.split_indices[s]) for s in ("train", "validation"))
     assert t.metric.data.n_units == n_train + n_val
     assert t.metric.predictions.out_of_fold
@@ -312,15 +302,7 @@ def test_train_validation_split_scores_more_units_out_of_fold(exp, tuner):
 def test_hypervolume_scalarized_parego_option(exp, tuner, tmp_path):
     from botorch.acquisition.multi_objective.parego import qLogNParEGO
 
-    t = OfflineTuner(
-        exp.data,
-        acquisition="qLogNParEGO-HV",
-        batch_size=2,
-        init_trials=4,
-        effects=tuner.effects,
-        n_folds=2,
-        progress=False,
-    )
+    t = _small_tuner(exp, tuner, acquisition="qLogNParEGO-HV", init_trials=4)
     t.run(6)
     acqf = t.acquisition_in_use
     assert acqf is not qLogNParEGO and issubclass(acqf, qLogNParEGO)
@@ -374,15 +356,7 @@ def test_relative_scaling_space(fitted):
 def test_relative_scaling_tuner_searches_log_weights(exp, tuner, tmp_path):
     from ax.core.parameter import ParameterType
 
-    t = OfflineTuner(
-        exp.data,
-        scaling="relative",
-        batch_size=2,
-        init_trials=4,
-        effects=tuner.effects,
-        n_folds=2,
-        progress=False,
-    )
+    t = _small_tuner(exp, tuner, scaling="relative", init_trials=4)
     t.run(6)
     params = t.client._experiment.search_space.parameters
     assert params["w_1"].log_scale and not params["b_1"].log_scale

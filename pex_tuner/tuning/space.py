@@ -151,9 +151,10 @@ class PolicySpace:
                 bounds.append((weight_floor * hi, hi))
             else:
                 bounds.append((0.0, hi) if sign[j] > 0 else (-hi, 0.0))
-        flat = tau.reshape(-1, J)
-        moment = flat.T @ flat / max(len(flat), 1)
+        moment = np.zeros((0, 0))
         if scaling == "relative":
+            flat = tau.reshape(-1, J)
+            moment = flat.T @ flat / max(len(flat), 1)
             B = float(bias_scale)
         else:
             impact = np.abs(tau) @ wmax  # (n, K-1)

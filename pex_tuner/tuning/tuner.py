@@ -407,7 +407,8 @@ class OfflineTuner:
         smallest magnitude and biases far beyond any utility."""
         space = self.space
         params = {n: 0.0 for n in space.parameter_names}
-        params.update({n: space.bounds()[n][0] for n in space.log_scaled})
+        bounds = space.bounds()
+        params.update({n: bounds[n][0] for n in space.log_scaled})
         w = np.asarray(space.to_policy(params).weights)
         tau = self.metric.predictions.tau
         spread = float(np.abs(tau @ w).max()) + float(np.abs(tau[:, :, 0]).max())
