@@ -27,6 +27,7 @@ import numpy as np
 import pandas as pd
 
 from pex_tuner.errors import PexTunerError
+from pex_tuner.files import atomic_write, atomic_write_text
 
 __all__ = ["main"]
 
@@ -388,21 +389,17 @@ def _cmd_tune(args: argparse.Namespace) -> int:
 def _cmd_assign(args: argparse.Namespace) -> int:
     from pathlib import Path
 
-    from pex_tuner.data import _read_table
+    from pex_tuner.files import read_table
     from pex_tuner.policies import PolicyArtifact
 
     artifact = PolicyArtifact.load(args.policy)
-    path = Path(args.data)
-    kind = "parquet" if path.suffix.lower() in (".parquet", ".pq") else "csv"
-    frame = _read_table(path, kind)
+    frame = read_table(args.data)
     arms = artifact.assign(frame)
     out = frame.copy()
     out["arm"] = arms
     target = Path(args.out)
     target.parent.mkdir(parents=True, exist_ok=True)
-    tmp = target.with_name(f".{target.name}.tmp")
-    out.to_csv(tmp, index=False)
-    tmp.replace(target)
+    atomic_write(target, lambda tmp: out.to_csv(tmp, index=False))
     counts = out["arm"].value_counts().reindex(artifact.policy.arms, fill_value=0)
     print(
         f"assigned {len(out)} units with policy '{artifact.name}': "
@@ -441,9 +438,7 @@ def _cmd_export(args: argparse.Namespace) -> int:
         return 0
     target = Path(args.out)
     target.parent.mkdir(parents=True, exist_ok=True)
-    tmp = target.with_name(f".{target.name}.tmp")
-    tmp.write_text(text, encoding="utf-8")
-    tmp.replace(target)
+    atomic_write_text(target, text)
     print(f"wrote the {args.format} export of policy '{artifact.name}' to {target}")
     return 0
 
@@ -504,9 +499,7 @@ def _cmd_explain(args: argparse.Namespace) -> int:
     seg = explainer.segments_
     out = Path(args.out)
     out.mkdir(parents=True, exist_ok=True)
-    tmp = out / ".segments.csv.tmp"
-    seg.to_csv(tmp, index=False)
-    tmp.replace(out / "segments.csv")
+    atomic_write(out / "segments.csv", lambda tmp: seg.to_csv(tmp, index=False))
     n_s, n_e = len(explainer.structure_indices_), len(explainer.estimation_indices_)
     write_report(
         out / "segments.html",

@@ -22,6 +22,7 @@ import numpy as np
 import pandas as pd
 
 from pex_tuner.errors import ConfigurationError, InputDataError
+from pex_tuner.files import read_table
 from pex_tuner.schema import FeatureSchema, missing_values_message
 
 __all__ = ["DIRECTIONS", "DataSplit", "ExperimentData"]
@@ -339,19 +340,19 @@ class ExperimentData:
     @classmethod
     def from_csv(cls, path: str | Path, **kwargs: Any) -> ExperimentData:
         """Read a CSV file and validate it; keyword arguments as in :meth:`from_frame`."""
-        return cls.from_frame(_read_table(path, "csv"), **kwargs)
+        return cls.from_frame(read_table(path, "csv"), **kwargs)
 
     @classmethod
     def from_parquet(cls, path: str | Path, **kwargs: Any) -> ExperimentData:
         """Read a Parquet file and validate it; keyword arguments as in :meth:`from_frame`."""
-        return cls.from_frame(_read_table(path, "parquet"), **kwargs)
+        return cls.from_frame(read_table(path, "parquet"), **kwargs)
 
     @classmethod
     def from_file(cls, path: str | Path, **kwargs: Any) -> ExperimentData:
         """Read a CSV (``.csv``, ``.csv.gz``) or Parquet (``.parquet``, ``.pq``) file."""
         suffixes = "".join(Path(path).suffixes).lower()
         kind = "parquet" if suffixes.endswith((".parquet", ".pq")) else "csv"
-        return cls.from_frame(_read_table(path, kind), **kwargs)
+        return cls.from_frame(read_table(path, kind), **kwargs)
 
     # ------------------------------------------------------------------ new units
     def encode(self, frame: pd.DataFrame) -> np.ndarray:
@@ -503,15 +504,3 @@ def _feature_matrix(
     if not np.isfinite(X).all():
         raise InputDataError(f"feature matrix has {_count_nonfinite(X)} NaN or infinite value(s)")
     return X
-
-
-def _read_table(path: str | Path, kind: str) -> pd.DataFrame:
-    path = Path(path)
-    if not path.exists():
-        raise InputDataError(f"data file '{path}' does not exist")
-    try:
-        if kind == "parquet":
-            return pd.read_parquet(path)
-        return pd.read_csv(path)
-    except (ValueError, OSError, ImportError) as exc:
-        raise InputDataError(f"cannot read {kind} file '{path}': {exc}") from exc

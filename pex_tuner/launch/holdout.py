@@ -234,10 +234,10 @@ class LaunchedPolicy:
         """
         path = Path(path)
         path.parent.mkdir(parents=True, exist_ok=True)
-        from pex_tuner.policies.artifact import _atomic_write_text
+        from pex_tuner.files import atomic_write_text
 
         doc = self.to_dict(relative_to=path.parent)
-        _atomic_write_text(path, json.dumps(doc, indent=2))
+        atomic_write_text(path, json.dumps(doc, indent=2))
         return path
 
     @classmethod

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, replace
-from typing import Any
+from typing import Any, Protocol, runtime_checkable
 
 import numpy as np
 import pandas as pd
@@ -26,8 +26,8 @@ from pex_tuner.ope.kernel import (
     accumulate_assignments,
     accumulate_linear_mean,
     accumulate_linear_snips,
+    linear_arm_index,
 )
-from pex_tuner.policies.linear import LinearUtilityPolicy, stack_policies
 
 __all__ = [
     "PolicyEvaluation",
@@ -37,6 +37,40 @@ __all__ = [
 ]
 
 DEFAULT_CHUNK = 1 << 16
+
+
+@runtime_checkable
+class WeightedPolicy(Protocol):
+    """What OPE needs of a linear-utility policy (``LinearUtilityPolicy`` is one).
+
+    ``weights``: length n_outcomes; ``biases``: length n_arms (control first, zero); the policy
+    assigns ``argmax_k biases[k] + sum_j weights[j] * tau[n, k, j]``. OPE reads these fields
+    and never imports a policy class.
+    """
+
+    name: str
+    arms: tuple[str, ...]
+    outcomes: tuple[str, ...]
+    weights: Sequence[float]
+    biases: Sequence[float]
+
+
+def _stack(policies: Sequence[WeightedPolicy], data: ExperimentData) -> tuple[np.ndarray, ...]:
+    first = policies[0]
+    for p in policies[1:]:
+        if p.arms != first.arms or p.outcomes != first.outcomes:
+            raise ConfigurationError(
+                "all policies must share arms and outcomes to be evaluated together"
+            )
+    if first.arms != data.arms or first.outcomes != data.outcomes:
+        raise InputDataError(
+            f"policies are for arms {list(first.arms)} / outcomes "
+            f"{list(first.outcomes)}; the experiment has {list(data.arms)} / "
+            f"{list(data.outcomes)}"
+        )
+    W = np.array([p.weights for p in policies], dtype=float)
+    B = np.array([p.biases for p in policies], dtype=float)
+    return W, B
 
 
 @dataclass(frozen=True, eq=False)
@@ -172,7 +206,7 @@ def _result(
 def evaluate_linear_policies(
     data: ExperimentData,
     predictions: EffectPredictions,
-    weights: np.ndarray | Sequence[LinearUtilityPolicy],
+    weights: np.ndarray | Sequence[WeightedPolicy],
     biases: np.ndarray | None = None,
     *,
     estimator: str = "dr",
@@ -186,7 +220,8 @@ def evaluate_linear_policies(
         data: the experiment to evaluate on (usually the validation or test split).
         predictions: effect predictions for the same units (tau drives the decisions, mu the
             DM / DR outcome model). Use out-of-fold predictions for training units.
-        weights: weight matrix of shape (P, J), or a sequence of LinearUtilityPolicy.
+        weights: weight matrix of shape (P, J), or a sequence of linear-utility policies
+            (anything with ``weights``, ``biases``, ``arms``, ``outcomes``, ``name``).
         biases: bias matrix of shape (P, K), control column zero (omit with policies).
         estimator: ``"dr"`` (default), ``"ips"``, ``"snips"`` or ``"dm"``.
         names: policy names (default ``policy_0 ...`` or the policies' names).
@@ -207,16 +242,10 @@ def evaluate_linear_policies(
     if (
         not isinstance(weights, np.ndarray)
         and len(weights)
-        and isinstance(weights[0], LinearUtilityPolicy)
+        and isinstance(weights[0], WeightedPolicy)
     ):
         pols = list(weights)
-        W, B = stack_policies(pols)
-        if pols[0].arms != data.arms or pols[0].outcomes != data.outcomes:
-            raise InputDataError(
-                f"policies are for arms {list(pols[0].arms)} / outcomes "
-                f"{list(pols[0].outcomes)}; the experiment has {list(data.arms)} / "
-                f"{list(data.outcomes)}"
-            )
+        W, B = _stack(pols, data)
         if names is None:
             names = [p.name or f"policy_{i}" for i, p in enumerate(pols)]
     else:
@@ -322,12 +351,13 @@ def evaluate_assignments(
     codes: list[np.ndarray] = []
     for name, value in items:
         names.append(str(name))
-        if isinstance(value, LinearUtilityPolicy):
+        if isinstance(value, WeightedPolicy):
             if predictions is None:
                 raise ConfigurationError(
                     f"policy '{name}' is a LinearUtilityPolicy: pass predictions= to assign it"
                 )
-            codes.append(value.assign_index(predictions))
+            W, B = _stack([value], data)
+            codes.append(linear_arm_index(predictions.tau, W[0], B[0]))
         else:
             codes.append(_assignment_codes(data, str(name), value))
     A = np.column_stack(codes)

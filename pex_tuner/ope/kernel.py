@@ -17,11 +17,35 @@ from __future__ import annotations
 import numba
 import numpy as np
 
-__all__ = ["accumulate_assignments", "accumulate_linear_mean", "accumulate_linear_snips"]
+__all__ = [
+    "accumulate_assignments",
+    "accumulate_linear_mean",
+    "accumulate_linear_snips",
+    "linear_arm_index",
+    "linear_utilities",
+]
 
 # Below this many units a chunk runs on one thread: thread start-up costs more than it saves,
 # and OpenMP threads spin badly when the machine is busy with other work.
 PARALLEL_MIN_UNITS = 32_768
+
+
+def linear_utilities(tau: np.ndarray, weights: np.ndarray, biases: np.ndarray) -> np.ndarray:
+    """Utilities ``b_k + sum_j w_j tau[n, k, j]`` of one policy, shape (n_units, n_arms).
+
+    Summed outcome by outcome in a fixed order, the same order as the batched kernel, so the
+    one-policy and the batched paths pick identical arms (ties to the lowest index).
+    """
+    u = np.empty(tau.shape[:2])
+    u[:] = np.asarray(biases, dtype=float)
+    for j, w in enumerate(np.asarray(weights, dtype=float)):
+        u += w * tau[:, :, j]
+    return u
+
+
+def linear_arm_index(tau: np.ndarray, weights: np.ndarray, biases: np.ndarray) -> np.ndarray:
+    """Arm index per unit (0 = control) of one linear-utility policy, shape (n_units,)."""
+    return np.argmax(linear_utilities(tau, weights, biases), axis=1)
 
 
 def _run(kernel, n: int, *args):

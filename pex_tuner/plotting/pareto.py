@@ -11,6 +11,7 @@ from typing import Any
 import pandas as pd
 
 from pex_tuner.errors import InputDataError
+from pex_tuner.files import atomic_write_text
 
 __all__ = ["plot_front_comparison", "plot_hypervolume", "plot_pareto_front", "write_report"]
 
@@ -253,7 +254,4 @@ def write_report(
         parts.append(f"<h2>{html.escape(heading)}</h2>")
         parts.append(table.to_html(index=False, float_format=lambda v: f"{v:.4g}"))
     parts.append("</body></html>")
-    tmp = path.with_name(f".{path.name}.tmp")
-    tmp.write_text("\n".join(parts), encoding="utf-8")
-    tmp.replace(path)
-    return path
+    return atomic_write_text(path, "\n".join(parts))

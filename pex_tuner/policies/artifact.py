@@ -20,7 +20,6 @@ Security note: the model file is a pickle; load artifacts only from sources you 
 
 from __future__ import annotations
 
-import hashlib
 import json
 import os
 from dataclasses import dataclass
@@ -31,6 +30,7 @@ import numpy as np
 import pandas as pd
 
 from pex_tuner.errors import InputDataError
+from pex_tuner.files import MODEL_FILE, atomic_write, atomic_write_text, sha256_file
 from pex_tuner.policies.linear import LinearUtilityPolicy
 from pex_tuner.schema import FeatureSchema
 
@@ -45,21 +45,6 @@ __all__ = [
 
 ARTIFACT_FORMAT = "pex-tuner-policy"
 ARTIFACT_VERSION = 1
-MODEL_FILE = "effects.joblib"
-
-
-def _sha256(path: Path) -> str:
-    h = hashlib.sha256()
-    with path.open("rb") as f:
-        for block in iter(lambda: f.read(1 << 20), b""):
-            h.update(block)
-    return h.hexdigest()
-
-
-def _atomic_write_text(path: Path, text: str) -> None:
-    tmp = path.with_name(f".{path.name}.tmp")
-    tmp.write_text(text, encoding="utf-8")
-    os.replace(tmp, path)
 
 
 def read_document(path: Path, fmt: str, version: int, what: str) -> dict[str, Any]:
@@ -156,12 +141,10 @@ def write_artifact(
             raise InputDataError("a linear-utility policy artifact needs the CATE model")
         model_path = path.parent / MODEL_FILE
         if not model_path.exists():
-            tmp = model_path.with_name(f".{MODEL_FILE}.tmp")
-            joblib.dump(model, tmp)
-            os.replace(tmp, model_path)
-        model_ref = {"file": MODEL_FILE, "sha256": _sha256(model_path)}
+            atomic_write(model_path, lambda tmp: joblib.dump(model, tmp))
+        model_ref = {"file": MODEL_FILE, "sha256": sha256_file(model_path)}
     doc = artifact_document(policy, schema=schema, model_ref=model_ref, parameters=parameters)
-    _atomic_write_text(path, json.dumps(doc, indent=2))
+    atomic_write_text(path, json.dumps(doc, indent=2))
     return path
 
 
@@ -197,7 +180,7 @@ class PolicyArtifact:
             raise InputDataError(
                 f"artifact '{self.path}' needs its model file '{model_path}', which is missing"
             )
-        if _sha256(model_path) != ref["sha256"]:
+        if sha256_file(model_path) != ref["sha256"]:
             raise InputDataError(
                 f"model file '{model_path}' does not match the artifact (SHA-256 differs); it "
                 "was replaced after the artifact was written"

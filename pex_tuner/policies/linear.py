@@ -32,6 +32,7 @@ import numpy as np
 
 from pex_tuner.effects.predictions import EffectPredictions
 from pex_tuner.errors import ConfigurationError, InputDataError
+from pex_tuner.ope.kernel import linear_utilities
 
 __all__ = ["ARTIFACT_VERSION", "LinearUtilityPolicy"]
 
@@ -219,12 +220,7 @@ class LinearUtilityPolicy:
         Summed outcome by outcome in a fixed order, the same order as the batched OPE kernel, so
         both pick identical arms.
         """
-        tau = self._check(predictions)
-        u = np.empty(tau.shape[:2])
-        u[:] = np.asarray(self.biases)
-        for j, w in enumerate(self.weights):
-            u += w * tau[:, :, j]
-        return u
+        return linear_utilities(self._check(predictions), self.weights, self.biases)
 
     def assign_index(self, predictions: EffectPredictions | np.ndarray) -> np.ndarray:
         """Arm index per unit (0 = control), int ndarray of shape (n_units,)."""

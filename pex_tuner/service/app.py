@@ -52,6 +52,7 @@ from pex_tuner.errors import (
     PexTunerError,
     ResultConflictError,
 )
+from pex_tuner.files import MODEL_FILE
 from pex_tuner.service.store import DEFAULT_URL, Store
 
 __all__ = ["TOKEN_ENV", "create_app"]
@@ -349,7 +350,7 @@ def create_app(db_url: str = DEFAULT_URL, *, tokens: Sequence[str] | str | None 
             acquisition=body.acquisition,
         )
         model = None
-        src = Path(tuner.offline_dir) / "effects.joblib"
+        src = Path(tuner.offline_dir) / MODEL_FILE
         if tuner.model_sha256 and src.exists():
             model = (tuner.model_sha256, src.read_bytes())
         run_id = uuid.uuid4().hex

@@ -22,7 +22,7 @@ __all__ = ["run_online_phase"]
 
 def _artifact(client: Any, headers: dict[str, str], doc: dict[str, Any], folder: Path) -> Path:
     """Write a served artifact document into ``folder``, downloading its model once."""
-    from pex_tuner.policies.artifact import MODEL_FILE
+    from pex_tuner.files import MODEL_FILE, atomic_write_bytes
 
     folder.mkdir(parents=True, exist_ok=True)
     model = folder / MODEL_FILE
@@ -30,9 +30,7 @@ def _artifact(client: Any, headers: dict[str, str], doc: dict[str, Any], folder:
         data = client.get(doc["model"]["url"], headers=headers).content
         if hashlib.sha256(data).hexdigest() != doc["model"]["sha256"]:
             raise RuntimeError("downloaded model does not match the artifact's SHA-256")
-        tmp = model.with_name(f".{MODEL_FILE}.tmp")
-        tmp.write_bytes(data)
-        tmp.replace(model)
+        atomic_write_bytes(model, data)
     path = folder / f"{doc['name']}.json"
     path.write_text(json.dumps(doc, indent=2))
     return path

@@ -110,7 +110,7 @@ class Store:
 
     def __init__(self, url: str = DEFAULT_URL) -> None:
         self.url = url
-        from pex_tuner.tuning.storage import open_engine
+        from pex_tuner.db import open_engine
 
         self.engine = open_engine(url, concurrent=True)
         metadata.create_all(self.engine)

@@ -43,6 +43,7 @@ from pex_tuner.errors import (
     NotFittedError,
     ResultConflictError,
 )
+from pex_tuner.files import MODEL_FILE
 from pex_tuner.tuning.frontier import pareto_mask, select_candidates, to_max_space
 from pex_tuner.tuning.metric import metric_names_for
 from pex_tuner.tuning.space import PolicySpace
@@ -113,7 +114,7 @@ def _offline_state(tuner_dir: str | Path) -> tuple[Path, dict[str, Any]]:
     path = Path(tuner_dir)
     if (path / "tuner" / "tuner.json").exists():  # the output folder of `pex-tuner tune`
         path = path / "tuner"
-    for f in ("tuner.json", "effects.joblib"):
+    for f in ("tuner.json", MODEL_FILE):
         if not (path / f).exists():
             raise InputDataError(
                 f"'{tuner_dir}' is not a saved offline tuner: '{f}' is missing (save one with "
@@ -218,7 +219,7 @@ class OnlineTuner:
         online-only metrics here, e.g. ``{"engagement": "max", ..., "long_term": "max"}``);
         ``constraints`` default to the offline guardrails as absolute bounds.
         """
-        from pex_tuner.policies.artifact import MODEL_FILE, _sha256
+        from pex_tuner.files import MODEL_FILE, sha256_file
 
         path, state = _offline_state(tuner_dir)
         space = PolicySpace.from_dict(state["space"])
@@ -255,7 +256,7 @@ class OnlineTuner:
             batch_size=batch_size or max(2, int(n_candidates)),
             acquisition=acquisition,
             schema=state["feature_schema"],
-            model_sha256=_sha256(path / MODEL_FILE) if (path / MODEL_FILE).exists() else None,
+            model_sha256=sha256_file(path / MODEL_FILE) if (path / MODEL_FILE).exists() else None,
         )
         tuner.offline_dir = str(path)
         for i in idx:
@@ -491,7 +492,8 @@ class OnlineTuner:
         """The policy artifact of a trial as a JSON document (what ``write_artifact`` writes):
         the policy, arms, outcomes, feature schema and the model reference (file name, SHA-256
         and, when served, the URL to fetch it from)."""
-        from pex_tuner.policies.artifact import MODEL_FILE, artifact_document
+        from pex_tuner.files import MODEL_FILE
+        from pex_tuner.policies.artifact import artifact_document
 
         if self.schema is None:
             raise NotFittedError("this online tuner has no feature schema; artifacts need one")
@@ -509,13 +511,13 @@ class OnlineTuner:
         """The fitted CateModel of the offline tuner (from its directory; cached)."""
         import joblib
 
-        from pex_tuner.policies.artifact import MODEL_FILE, _sha256
+        from pex_tuner.files import MODEL_FILE, sha256_file
 
         if getattr(self, "_model", None) is None:
             src = Path(getattr(self, "offline_dir", "")) / MODEL_FILE
             if not src.exists():
                 raise NotFittedError(f"the model file '{src}' is not available")
-            if self.model_sha256 and _sha256(src) != self.model_sha256:
+            if self.model_sha256 and sha256_file(src) != self.model_sha256:
                 raise InputDataError(f"model file '{src}' changed since the run started")
             self._model = joblib.load(src)
         return self._model
@@ -533,9 +535,8 @@ class OnlineTuner:
 
     def write_artifact(self, trial_id: int, path: str | Path) -> Path:
         """Write the trial's artifact JSON with the model file copied beside it."""
-        import shutil
 
-        from pex_tuner.policies.artifact import MODEL_FILE, _atomic_write_text
+        from pex_tuner.files import MODEL_FILE, atomic_copy, atomic_write_text
 
         path = Path(path)
         path.parent.mkdir(parents=True, exist_ok=True)
@@ -544,10 +545,8 @@ class OnlineTuner:
             src = Path(getattr(self, "offline_dir", "")) / MODEL_FILE
             if not src.exists():
                 raise NotFittedError(f"the model file '{src}' is not available to copy")
-            tmp = target.with_name(f".{MODEL_FILE}.tmp")
-            shutil.copyfile(src, tmp)
-            tmp.replace(target)
-        _atomic_write_text(path, json.dumps(self.artifact_document(trial_id), indent=2))
+            atomic_copy(src, target)
+        atomic_write_text(path, json.dumps(self.artifact_document(trial_id), indent=2))
         return path
 
     # ------------------------------------------------------------------ results

@@ -24,14 +24,15 @@ from __future__ import annotations
 import io
 import json
 import os
-import shutil
 import tempfile
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 
+from pex_tuner.db import open_engine
 from pex_tuner.errors import InputDataError
+from pex_tuner.files import MODEL_FILE, atomic_directory
 from pex_tuner.tuning.space import PolicySpace
 
 __all__ = ["load_database", "load_directory", "save_database", "save_directory"]
@@ -105,24 +106,10 @@ def save_directory(tuner: Any, directory: str | os.PathLike[str]) -> None:
     """Write the tuner to ``directory`` (replacing a previous save there atomically)."""
     import joblib
 
-    target = Path(directory)
-    target.parent.mkdir(parents=True, exist_ok=True)
-    tmp = Path(tempfile.mkdtemp(prefix=f".{target.name}.", dir=target.parent))
-    try:
+    with atomic_directory(directory) as tmp:
         (tmp / "tuner.json").write_text(json.dumps(_state(tuner), indent=1))
         tuner.client.save_to_json_file(str(tmp / "ax_client.json"))
-        joblib.dump(tuner.effects, tmp / "effects.joblib")
-        if target.exists():
-            old = target.with_name(f".{target.name}.old")
-            shutil.rmtree(old, ignore_errors=True)
-            target.rename(old)
-            tmp.rename(target)
-            shutil.rmtree(old, ignore_errors=True)
-        else:
-            tmp.rename(target)
-    except BaseException:
-        shutil.rmtree(tmp, ignore_errors=True)
-        raise
+        joblib.dump(tuner.effects, tmp / MODEL_FILE)
 
 
 def load_directory(cls: Any, directory: str | os.PathLike[str], data: Any) -> Any:
@@ -134,11 +121,11 @@ def load_directory(cls: Any, directory: str | os.PathLike[str], data: Any) -> An
     from ax.api.client import Client
 
     path = Path(directory)
-    for f in ("tuner.json", "ax_client.json", "effects.joblib"):
+    for f in ("tuner.json", "ax_client.json", MODEL_FILE):
         if not (path / f).exists():
             raise InputDataError(f"'{path}' is not a saved tuner: '{f}' is missing")
     state = json.loads((path / "tuner.json").read_text())
-    tuner = _restore(cls, state, data, joblib.load(path / "effects.joblib"))
+    tuner = _restore(cls, state, data, joblib.load(path / MODEL_FILE))
     from pex_tuner.tuning.tuner import _quiet_ax
 
     with _quiet_ax():
@@ -161,37 +148,6 @@ def _state_table(metadata: Any) -> Any:
         sa.Column("fingerprint", sa.String(64), nullable=False),
         sa.Column("saved_at", sa.DateTime(timezone=True), nullable=False),
     )
-
-
-def open_engine(url: str, *, concurrent: bool = False) -> Any:
-    """A SQLAlchemy engine for ``url``; InputDataError naming the URL when it cannot be opened.
-
-    ``concurrent=True`` (the online service) makes SQLite usable from many threads: WAL (readers
-    never block the writer), ``synchronous=FULL`` (a committed transaction survives a crash of
-    the process and of the machine) and a 30 s busy timeout; other databases get a larger pool.
-    """
-    import sqlalchemy as sa
-
-    try:
-        if not concurrent:
-            return sa.create_engine(url)
-        if not url.startswith("sqlite"):
-            return sa.create_engine(url, pool_pre_ping=True, pool_size=10, max_overflow=20)
-        engine = sa.create_engine(
-            url, connect_args={"check_same_thread": False, "timeout": 30}, pool_pre_ping=True
-        )
-    except (sa.exc.ArgumentError, sa.exc.NoSuchModuleError, ImportError) as exc:
-        raise InputDataError(f"cannot open database URL '{url}': {exc}") from exc
-
-    @sa.event.listens_for(engine, "connect")
-    def _pragmas(dbapi_conn: Any, _: Any) -> None:  # pragma: no cover - driver hook
-        cur = dbapi_conn.cursor()
-        cur.execute("PRAGMA journal_mode=WAL")
-        cur.execute("PRAGMA synchronous=FULL")
-        cur.execute("PRAGMA busy_timeout=30000")
-        cur.close()
-
-    return engine
 
 
 def save_database(tuner: Any, url: str) -> None:
