@@ -92,7 +92,16 @@ def test_hand_computed_ips_and_dr():
     # matches: unit 1 (t, y=3) and unit 2 (c, y=2), each weighted 1 / 0.5
     assert ips["value"] == pytest.approx((3 / 0.5 + 2 / 0.5) / 4)
     scores = np.array([0.0, 6.0, 4.0, 0.0])
-    assert ips["se"] == pytest.approx(scores.std(ddof=1) / 2)
+    # the propensities are estimated (arm shares): scores are centred within their logged arm
+    # (c: units 0, 2 with mean 2; t: units 1, 3 with mean 3), the ratio-estimator variance
+    within = np.array([0.0 - 2, 6.0 - 3, 4.0 - 2, 0.0 - 3])
+    assert ips["se"] == pytest.approx(np.sqrt((within**2).sum() / 3 / 4))
+    # with the same propensities logged as known, the total variance applies
+    known = ExperimentData.from_frame(
+        frame.assign(p=0.5), treatment="arm", control="c", outcomes={"y": "max"}, propensity="p"
+    )
+    ips_known = evaluate(known, policy, estimator="ips").iloc[0]
+    assert ips_known["se"] == pytest.approx(scores.std(ddof=1) / 2)
     mu = np.zeros((4, 2, 1))
     mu[:, 1, 0] = 1.0
     pred = EffectPredictions(tau=mu - mu[:, :1], mu=mu, arms=data.arms, outcomes=data.outcomes)

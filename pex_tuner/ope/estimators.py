@@ -19,6 +19,18 @@ mu the outcome model):
 Lifts are paired: the per-unit difference between the policy's score and the
 assign-all-control score on the same units, so their standard error accounts for the
 correlation between the two.
+
+Estimated propensities. When the propensities are the empirical arm shares p_k = n_k / n (the
+default when the log has no propensity column), IPS and SNIPS are ratio estimators: IPS of
+assign-all-k is exactly the arm-k mean. Their influence function then carries the
+propensity-estimation term, which centres each unit's score within its logged arm, so the
+variance is the within-logged-arm (post-stratified) variance of the per-unit scores rather than
+the total variance (Hirano, Imbens and Ridder, 2003; the known-propensity formula overstates the
+standard error, 8.9 vs 0.78 for an arm mean in one real trial). The between-arm part is computed
+from the same per-(policy, arm) sums, so the batched kernel needs nothing new: a unit scores
+only when its logged arm equals its assigned arm. DR needs no such term: its influence function
+is orthogonal to the propensity (the derivative with respect to p vanishes when the outcome
+model is consistent), and DM does not use propensities.
 """
 
 from __future__ import annotations
@@ -206,18 +218,66 @@ def statistics(
     return R
 
 
+def _between_arms(
+    est: Estimator, sums: np.ndarray, counts: np.ndarray, logged: np.ndarray, n: int
+) -> tuple[np.ndarray, np.ndarray]:
+    """Between-logged-arm sums of squares of the per-unit value and lift scores, shape (P, J).
+
+    Subtracting them from the total sums of squares leaves the within-arm variance that is the
+    variance of IPS / SNIPS with empirical-share propensities (see the module docstring).
+
+    Args:
+        sums: statistic sums per policy and assigned arm, shape (P, K, M).
+        counts: units the policy assigns to each arm, shape (P, K).
+        logged: units logged in each arm, shape (K,).
+    """
+    J = est.shift.shape[0]
+    nk = np.maximum(logged, 1).astype(float)[None, :, None]  # (1, K, 1)
+    if est.name == "snips":
+        tot = sums.sum(axis=1)
+        sw, swy = tot[:, :1], tot[:, 1 : 1 + J]
+        with np.errstate(invalid="ignore", divide="ignore"):
+            v = swy / sw
+            # per logged arm k: sum of u_i = w_i (y_i - v) / wbar over units logged in k
+            su = (sums[:, :, 1 : 1 + J] - v[:, None, :] * sums[:, :, :1]) / (sw[:, None, :] / n)
+        b = np.nan_to_num((su**2 / nk).sum(axis=1))
+        return b, b  # the control's scores have mean zero within every logged arm
+    shift = est.shift[None, None, :]
+    c1 = est.control_sums[:J]
+    # sum of x_i over units logged in k: only units with A_i = W_i = k score beyond -shift
+    sx = sums[:, :, :J] + (counts[:, :, None] - logged[None, :, None]) * shift
+    sxc = -logged[None, :, None] * shift + np.zeros_like(sx)
+    sxc[:, 0, :] += c1 + n * est.shift
+    s1 = sums[:, :, :J].sum(axis=1)
+    b_value = (sx**2 / nk).sum(axis=1) - s1**2 / n
+    sd = sx - sxc
+    b_lift = (sd**2 / nk).sum(axis=1) - (s1 - c1) ** 2 / n
+    return np.maximum(b_value, 0.0), np.maximum(b_lift, 0.0)
+
+
 def finalize(
-    est: Estimator, sums: np.ndarray, n: int
+    est: Estimator,
+    sums: np.ndarray,
+    n: int,
+    *,
+    counts: np.ndarray | None = None,
+    logged: np.ndarray | None = None,
 ) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
     """Value, its standard error, lift vs control and its standard error.
 
     Args:
         sums: statistic sums per policy and arm, shape (P, K, M).
         n: number of units.
+        counts: units each policy assigns to each arm, shape (P, K); with ``logged``.
+        logged: units logged in each arm, shape (K,), when the propensities are the empirical
+            arm shares: IPS and SNIPS standard errors then account for their estimation.
 
     Returns:
         (value, se, lift, lift_se), each of shape (P, J).
     """
+    stratify = logged is not None and est.name in ("ips", "snips") and n > 0
+    if stratify:
+        b_value, b_lift = _between_arms(est, sums, counts, np.asarray(logged), n)
     _P, _K, _M = sums.shape
     J = est.shift.shape[0]
     tot = sums.sum(axis=1)  # (P, M)
@@ -244,19 +304,25 @@ def finalize(
             x0 = sums[:, 0, :]
             e2, e1, e0 = x0[:, 1 + J : 2 + J], x0[:, 2 + J : 2 + 2 * J], x0[:, 2 + 2 * J :]
             scross = (e0 - (v + vc) * e1 + v * vc * e2) / (wbar * wcbar)
+            sphi2_d = sphi2 - 2 * scross + sphic2
+            if stratify:
+                sphi2, sphi2_d = sphi2 - b_value, sphi2_d - b_lift
             se = np.sqrt(np.maximum(sphi2, 0.0)) / n
-            lift_se = np.sqrt(np.maximum(sphi2 - 2 * scross + sphic2, 0.0)) / n
+            lift_se = np.sqrt(np.maximum(sphi2_d, 0.0)) / n
         value = v + est.shift
         lift = v - vc
         return value, se, lift, lift_se
     s1, s2, s3 = tot[:, :J], tot[:, J : 2 * J], tot[:, 2 * J :]
     c1, c2 = est.control_sums[:J], est.control_sums[J:]
     mean = s1 / n
-    var = np.maximum(s2 - n * mean**2, 0.0) / dof
+    ss = s2 - n * mean**2
+    lift = (s1 - c1) / n
+    ss_d = s2 - 2 * s3 + c2 - n * lift**2
+    if stratify:
+        ss, ss_d = ss - b_value, ss_d - b_lift
+    var = np.maximum(ss, 0.0) / dof
     value = mean + est.shift
     se = np.sqrt(var / n)
-    lift = (s1 - c1) / n
-    d2 = s2 - 2 * s3 + c2
-    var_d = np.maximum(d2 - n * lift**2, 0.0) / dof
+    var_d = np.maximum(ss_d, 0.0) / dof
     lift_se = np.sqrt(var_d / n)
     return value, se, lift, lift_se

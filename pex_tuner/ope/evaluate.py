@@ -186,7 +186,10 @@ def _result(
     names: Sequence[str],
     confidence: float,
 ) -> PolicyEvaluation:
-    value, se, lift, lift_se = finalize(est, sums, data.n_units)
+    logged = None
+    if data.propensity_source == "empirical":
+        logged = np.bincount(data.treatment, minlength=data.n_arms)
+    value, se, lift, lift_se = finalize(est, sums, data.n_units, counts=counts, logged=logged)
     return PolicyEvaluation(
         policies=tuple(names),
         arms=data.arms,
