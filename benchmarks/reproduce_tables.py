@@ -111,7 +111,7 @@ from pex_tuner.datasets import (
 )
 from pex_tuner.effects import default_base_learner, fit_effects
 from pex_tuner.explain import DistillHTE
-from pex_tuner.policies import learn_policy
+from pex_tuner.workflows.learn_policy import learn_policy
 
 ALL_DATASETS = ("synthetic_a", "covid", "ihdp", "hillstrom")
 TABLE2_DATASETS = ("ihdp", "synthetic_a", "hillstrom")

@@ -46,8 +46,9 @@ _EXPORTS = {
     "GuidanceTreeLearner": "pex_tuner.policies",
     "NoHTEGreedyPolicyLearner": "pex_tuner.policies",
     "NoHTEIterativePolicyLearner": "pex_tuner.policies",
-    "distill_linear_policy": "pex_tuner.policies",
-    "learn_policy": "pex_tuner.policies",
+    "PolicyLearner": "pex_tuner.policies",
+    "distill_linear_policy": "pex_tuner.workflows.distill",
+    "learn_policy": "pex_tuner.workflows.learn_policy",
     "OfflineTuner": "pex_tuner.tuning",
     "OPEMetric": "pex_tuner.tuning",
     "PolicyEvaluation": "pex_tuner.ope",
@@ -79,6 +80,7 @@ __all__ = [
     "PexTunerError",
     "PolicyArtifact",
     "PolicyEvaluation",
+    "PolicyLearner",
     "SchemaMismatchError",
     "TreePolicy",
     "__version__",
@@ -140,9 +142,10 @@ if TYPE_CHECKING:  # pragma: no cover - for type checkers and IDEs
         NoHTEGreedyPolicyLearner,
         NoHTEIterativePolicyLearner,
         PolicyArtifact,
+        PolicyLearner,
         TreePolicy,
-        distill_linear_policy,
-        learn_policy,
     )
     from pex_tuner.schema import FeatureSchema
     from pex_tuner.tuning import OfflineTuner, OPEMetric
+    from pex_tuner.workflows.distill import distill_linear_policy
+    from pex_tuner.workflows.learn_policy import learn_policy

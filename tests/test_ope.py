@@ -45,7 +45,7 @@ def test_dr_and_ips_within_three_standard_errors(synth_parts, fitted, policies):
     for est in ("dr", "ips", "snips"):
         df = evaluate(test.data, policies, predictions=pred, estimator=est)
         for name, pol in policies.items():
-            truth = test.policy_value(pol.assign_index(pred))
+            truth = test.policy_value(pol.assign_index_from_effects(pred))
             rows = df[df["policy"] == name]
             z = (rows["value"].to_numpy() - truth) / rows["se"].to_numpy()
             assert np.all(np.abs(z) < 3), (est, name, z)

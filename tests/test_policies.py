@@ -32,15 +32,15 @@ def test_argmax_of_linear_utility():
             [(-1, 0), (-1, 0)],
         ]
     )  # both negative -> control
-    np.testing.assert_array_equal(pol.assign_index(tau), [2, 2, 0])
-    np.testing.assert_array_equal(pol.assign(tau), ["b", "b", "control"])
+    np.testing.assert_array_equal(pol.assign_index_from_effects(tau), [2, 2, 0])
+    np.testing.assert_array_equal(pol.assign_from_effects(tau), ["b", "b", "control"])
     np.testing.assert_allclose(pol.utilities(tau)[0], [0.0, 0.8, 1.5])
 
 
 def test_ties_go_to_control_then_lower_index():
     pol = LinearUtilityPolicy(weights=(1.0, 0.0), biases=(0.0, 0.0, 0.0), arms=ARMS, outcomes=OUTS)
     tau = tau_of([[(0.0, 5.0), (0.0, 1.0)], [(1.0, 0.0), (1.0, 0.0)]])
-    np.testing.assert_array_equal(pol.assign_index(tau), [0, 1])
+    np.testing.assert_array_equal(pol.assign_index_from_effects(tau), [0, 1])
 
 
 def test_assign_all_baselines():
@@ -48,7 +48,7 @@ def test_assign_all_baselines():
     tau[:, 0] = 0
     for k, arm in enumerate(ARMS):
         pol = LinearUtilityPolicy.assign_all(arm, ARMS, OUTS)
-        np.testing.assert_array_equal(pol.assign_index(tau), k)
+        np.testing.assert_array_equal(pol.assign_index_from_effects(tau), k)
         assert pol.name == f"all:{arm}"
     with pytest.raises(ConfigurationError, match="unknown arm 'z'"):
         LinearUtilityPolicy.assign_all("z", ARMS, OUTS)
@@ -58,7 +58,7 @@ def test_minimized_outcomes_enter_with_negative_weight():
     pol = LinearUtilityPolicy.from_preferences([1.0, 2.0], ["max", "min"], ARMS, OUTS)
     assert pol.weights == (1.0, -2.0)
     # an arm that raises the goal by 1 but the cost by 1 loses to control at these preferences
-    np.testing.assert_array_equal(pol.assign_index(tau_of([[(1, 1), (0, 0)]])), [0])
+    np.testing.assert_array_equal(pol.assign_index_from_effects(tau_of([[(1, 1), (0, 0)]])), [0])
     with pytest.raises(ConfigurationError, match="must be non-negative"):
         LinearUtilityPolicy.from_preferences([-1.0, 1.0], ["max", "min"], ARMS, OUTS)
 
@@ -91,7 +91,7 @@ def test_shrinkage_extremes():
     tau[:, 0] = 0
     ate = tau.mean(0)
     none = LinearUtilityPolicy.from_shrinkage((1, 0.5), (0, 0), ate, ARMS, OUTS)
-    assert len(set(none.assign_index(tau))) == 1  # alpha = 0: one arm for everyone
+    assert len(set(none.assign_index_from_effects(tau))) == 1  # alpha = 0: one arm for everyone
     full = LinearUtilityPolicy.from_shrinkage((1, 0.5), (1, 1), ate, ARMS, OUTS)
     assert full == LinearUtilityPolicy((1, 0.5), (0, 0, 0), ARMS, OUTS)
     with pytest.raises(ConfigurationError, match=r"'alphas' must lie in \[0, 1\]"):
@@ -130,4 +130,4 @@ def test_bad_documents_and_shapes():
         LinearUtilityPolicy.from_json('{"kind": "linear_utility", "version": 99}')
     pol = LinearUtilityPolicy((1.0, 1.0), (0.0, 0.0, 0.0), ARMS, OUTS)
     with pytest.raises(InputDataError, match=r"this policy expects \(n_units, 3, 2\)"):
-        pol.assign(np.zeros((4, 2, 2)))
+        pol.assign_from_effects(np.zeros((4, 2, 2)))

@@ -5,6 +5,7 @@ tuner's attached arms, checked against the synthetic experiment's true potential
 from __future__ import annotations
 
 import dataclasses
+import inspect
 
 import numpy as np
 import pandas as pd
@@ -12,25 +13,23 @@ import pytest
 
 from pex_tuner.cli import main
 from pex_tuner.datasets import make_synthetic
-from pex_tuner.errors import ConfigurationError, InputDataError
+from pex_tuner.errors import ConfigurationError, InputDataError, NotFittedError
 from pex_tuner.policies import (
-    METHODS,
-    Condition,
     DistillPolicyLearner,
     GreedyTreePolicyLearner,
+    GuidanceTreeLearner,
     LinearUtilityPolicy,
     NoHTEGreedyPolicyLearner,
     NoHTEIterativePolicyLearner,
     PolicyArtifact,
-    Segment,
     TreePolicy,
     combine_policies,
-    conjoin,
-    distill_linear_policy,
-    learn_policy,
     policy_rewards,
     tree_policy_from_sklearn,
 )
+from pex_tuner.rules import Condition, Segment, conjoin
+from pex_tuner.workflows.distill import distill_linear_policy
+from pex_tuner.workflows.learn_policy import METHODS, learn_policy
 
 W = np.array([1.0, 0.2, -0.2])  # engagement, retention, cost (minimized: negative weight)
 
@@ -120,6 +119,40 @@ def test_no_hte_learner_inputs_are_validated(experiment):
         learn_policy(train.data, "cart", outcome_weights=W)
 
 
+def test_every_learner_follows_one_contract(experiment, learned):
+    train, test = experiment
+    data = train.data
+    pred = learned["greedy-tree"].model.predict(data)
+    inputs = (learned["greedy-tree"].policy, learned["no-hte-greedy"].policy)
+    learners = [
+        GreedyTreePolicyLearner(outcome_weights=W),
+        DistillPolicyLearner(max_depth=2, outcome_weights=W),
+        NoHTEGreedyPolicyLearner(outcome_weights=W),
+        NoHTEIterativePolicyLearner(outcome_weights=W, max_segments=2),
+        GuidanceTreeLearner(policies=inputs, outcome_weights=W),
+    ]
+    labels = np.asarray(data.arms, dtype=object)
+    for learner in learners:
+        params = learner.get_params()
+        assert list(params) == list(inspect.signature(type(learner)).parameters)
+        assert all(f"{name}=" in repr(learner) for name in params)
+        with pytest.raises(NotFittedError, match="not fitted yet"):
+            learner.predict(test.data)
+        assert learner.fit(data, pred) is learner
+        arms = learner.predict(test.data)
+        assert arms.shape == (test.data.n_units,) and set(arms) <= set(data.arms)
+        np.testing.assert_array_equal(arms, learner.predict(test.data.features))
+        np.testing.assert_array_equal(arms, labels[learner.policy_.assign_data(test.data)])
+        name = "max_depth" if "max_depth" in params else "min_segment_size"
+        assert learner.set_params(**{name: -1}) is learner
+        with pytest.raises(ConfigurationError, match=f"The '{name}' parameter must be"):
+            learner.fit(data, pred)
+    with pytest.raises(ConfigurationError, match="invalid parameter 'depth'"):
+        GreedyTreePolicyLearner().set_params(depth=2)
+    with pytest.raises(ConfigurationError, match="learns from CATE predictions"):
+        GreedyTreePolicyLearner(outcome_weights=W).fit(data)
+
+
 def test_distill_converts_sklearn_trees_exactly_with_categories():
     from sklearn.tree import DecisionTreeClassifier
 
@@ -133,10 +166,10 @@ def test_distill_converts_sklearn_trees_exactly_with_categories():
     X = data.schema.encode(data.features)
     clf = DecisionTreeClassifier(max_depth=4, min_samples_leaf=20, random_state=0).fit(X, y)
     policy = tree_policy_from_sklearn(clf, data.schema, data.arms)
-    np.testing.assert_array_equal(policy.assign_frame(data.features), clf.predict(X))
+    np.testing.assert_array_equal(policy.assign_index(data.features), clf.predict(X))
     ops = {(c.feature, c.op) for s in policy.segments for c in s.conditions}
     assert ("platform", "in") in ops or ("platform", "not in") in ops
-    learner = DistillPolicyLearner(max_depth=2, min_segment_size=0.05).fit(
+    learner = DistillPolicyLearner(max_depth=2, min_segment_size=0.05).fit_assignments(
         data.features, y, schema=data.schema, arms=data.arms
     )
     assert learner.train_agreement_ > 0.9 and learner.policy_.depth <= 2
@@ -159,7 +192,7 @@ def test_distill_linear_policy_reports_agreement_and_ope(experiment, learned):
     # the tree is close to the linear policy in true value too
     pred = model.predict(test.data)
     gap = test.regret(report.tree.assign_data(test.data), W) - test.regret(
-        linear.assign_index(pred), W
+        linear.assign_index_from_effects(pred), W
     )
     assert gap < 0.05
     with pytest.raises(ConfigurationError, match="expects a LinearUtilityPolicy"):
@@ -190,8 +223,8 @@ def test_conjoin_and_combine_policies():
     both = combine_policies(split, a, b)
     frame = pd.DataFrame({"x": [-1.0, 1.0, -1.0, 1.0, 0.5], "p": ["a", "a", "b", "b", "c"]})
     inside = frame["p"].eq("b").to_numpy()
-    expected = np.where(inside, a.assign_frame(frame), b.assign_frame(frame))
-    np.testing.assert_array_equal(both.assign_frame(frame), expected)
+    expected = np.where(inside, a.assign_index(frame), b.assign_index(frame))
+    np.testing.assert_array_equal(both.assign_index(frame), expected)
     assert TreePolicy.from_json(both.to_json()) == both
 
 
@@ -223,7 +256,7 @@ def test_tuner_attaches_a_learned_tree_as_an_alternative_arm():
     rewards = policy_rewards(truth.true_effects[tuner.split_indices["train"]], [1.0, 1.0, -1.0])
     tree = (
         GreedyTreePolicyLearner(max_depth=3, min_segment_size=0.05)
-        .fit(train.features, rewards, arms=train.arms, schema=train.schema)
+        .fit_rewards(train.features, rewards, arms=train.arms, schema=train.schema)
         .policy_
     )
     tuner.attach_policy("tree", tree)

@@ -16,7 +16,8 @@ alike on every outcome. The steps:
    tree then minimizes ``sum_j c_j * MSE_j / var_j``.
 3. **Pruning.** The estimation half is dropped down the tree. A split whose children do not
    both hold at least ``min_units_per_arm`` treated *and* ``min_units_per_arm`` control units of
-   the estimation half is collapsed (recursively, see :func:`~pex_tuner.explain.rules.prune`).
+   the estimation half is collapsed (recursively, see
+   :func:`~pex_tuner.explain.segments.pruned_segments`).
 4. **Estimates.** Each remaining leaf is a segment; its effect on each outcome is the
    difference between the treated and control means of the estimation half (inverse-propensity
    weighted when propensities vary by unit), with a Welch confidence interval. A segment is
@@ -36,18 +37,13 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
+from pex_tuner.checks import is_int, param_error
 from pex_tuner.data import ExperimentData, _feature_matrix
 from pex_tuner.effects import CateModel, EffectPredictions
 from pex_tuner.errors import ConfigurationError, InputDataError, NotFittedError
 from pex_tuner.explain.estimates import segment_effect
-from pex_tuner.explain.rules import (
-    encoded_columns,
-    node_owner,
-    path_conditions,
-    prune,
-    rule_text,
-)
-from pex_tuner.policies.tree import Condition
+from pex_tuner.explain.segments import node_owner, pruned_segments, rule_text
+from pex_tuner.rules import Condition
 
 __all__ = ["DistillHTE", "explain"]
 
@@ -60,14 +56,6 @@ class _ArmTree:
     owner: np.ndarray  # node id -> segment index (0-based)
     conditions: tuple[tuple[Condition, ...], ...]
     effects: np.ndarray  # (n_segments, n_outcomes)
-
-
-def _is_int(v: Any) -> bool:
-    return isinstance(v, int | np.integer) and not isinstance(v, bool)
-
-
-def _param_error(name: str, expected: str, value: Any) -> ConfigurationError:
-    return ConfigurationError(f"The '{name}' parameter must be {expected}. Got {value!r} instead.")
 
 
 class DistillHTE:
@@ -147,22 +135,20 @@ class DistillHTE:
                 f"fit expects an ExperimentData, got {type(data).__name__}; build one with "
                 "ExperimentData.from_frame"
             )
-        if not _is_int(self.max_depth) or self.max_depth < 1:
-            raise _param_error("max_depth", "an integer >= 1", self.max_depth)
-        if not _is_int(self.min_units_per_arm) or self.min_units_per_arm < 1:
-            raise _param_error("min_units_per_arm", "an integer >= 1", self.min_units_per_arm)
+        if not is_int(self.max_depth) or self.max_depth < 1:
+            raise param_error("max_depth", "an integer >= 1", self.max_depth)
+        if not is_int(self.min_units_per_arm) or self.min_units_per_arm < 1:
+            raise param_error("min_units_per_arm", "an integer >= 1", self.min_units_per_arm)
         msl = self.min_samples_leaf
         if msl is not None and not (
-            (_is_int(msl) and msl >= 1) or (isinstance(msl, float) and 0.0 < msl < 1.0)
+            (is_int(msl) and msl >= 1) or (isinstance(msl, float) and 0.0 < msl < 1.0)
         ):
-            raise _param_error(
-                "min_samples_leaf", "None, an integer >= 1 or a float in (0, 1)", msl
-            )
+            raise param_error("min_samples_leaf", "None, an integer >= 1 or a float in (0, 1)", msl)
         conf = self.confidence
         if isinstance(conf, bool) or not isinstance(conf, int | float) or not 0 < conf < 1:
-            raise _param_error("confidence", "a float in (0, 1)", conf)
+            raise param_error("confidence", "a float in (0, 1)", conf)
         if not isinstance(self.honest, bool | np.bool_):
-            raise _param_error("honest", "a bool", self.honest)
+            raise param_error("honest", "a bool", self.honest)
         return self._weights(data.outcomes)
 
     def _weights(self, outcomes: tuple[str, ...]) -> np.ndarray:
@@ -178,7 +164,7 @@ class DistillHTE:
                 )
             w = np.array([ow.get(o, 1.0) for o in outcomes], dtype=float)
         elif isinstance(ow, str) or not isinstance(ow, Sequence | np.ndarray):
-            raise _param_error(
+            raise param_error(
                 "outcome_weights", "None, a mapping outcome -> weight or a sequence", ow
             )
         else:
@@ -291,70 +277,15 @@ class DistillHTE:
                 fewer than ``min_units_per_arm`` treated or control units in the estimation
                 half.
         """
-        from sklearn.tree import DecisionTreeRegressor
-
         weights = self._check_params(data)
         struct, est = self._split(data)
         tau_s = self._structure_tau(data, struct, predictions, model)
-        X_s, X_e = data.X[struct], data.X[est]
-        T_e, Y_e, P_e = data.treatment[est], data.Y[est], data.propensity[est]
-        columns = encoded_columns(data.schema)
-        m = self.min_units_per_arm
-
         trees: dict[str, _ArmTree] = {}
         rows: list[dict[str, Any]] = []
         for k in range(1, data.n_arms):
-            arm = data.arms[k]
-            target = tau_s[:, k, :]
-            sd = target.std(axis=0)
-            target = (target - target.mean(axis=0)) / np.where(sd > 0, sd, 1.0) * np.sqrt(weights)
-            tree = DecisionTreeRegressor(
-                max_depth=self.max_depth,
-                min_samples_leaf=self._leaf_size(data, k),
-                random_state=self.random_state,
-            ).fit(X_s, target)
-            path = tree.decision_path(X_e)
-            n_t = np.asarray(path[T_e == k].sum(axis=0)).ravel()
-            n_c = np.asarray(path[T_e == 0].sum(axis=0)).ravel()
-            ok = (n_t >= m) & (n_c >= m)
-            if not ok[0]:
-                raise InputDataError(
-                    f"arm '{arm}' vs control '{data.control}': the estimation units hold "
-                    f"{int(n_t[0])} treated and {int(n_c[0])} control units; every segment "
-                    f"needs at least min_units_per_arm={m} of each (lower min_units_per_arm "
-                    "or use more units)"
-                )
-            leaves = prune(tree.tree_, ok)
-            owner = node_owner(tree.tree_, leaves)
-            seg_e = owner[tree.apply(X_e)]
-            conds = tuple(
-                path_conditions(tree.tree_, leaf, columns, data.schema) for leaf in leaves
-            )
-            effects = np.zeros((len(leaves), data.n_outcomes))
-            for s, leaf in enumerate(leaves):
-                inside = seg_e == s
-                tr, ct = inside & (T_e == k), inside & (T_e == 0)
-                eff, lo, hi = segment_effect(
-                    Y_e[tr], P_e[tr], Y_e[ct], P_e[ct], confidence=float(self.confidence)
-                )
-                effects[s] = eff
-                row: dict[str, Any] = {
-                    "treatment": arm,
-                    "segment": s + 1,
-                    "rule": rule_text(conds[s]),
-                    "n_units": int(inside.sum()),
-                    "n_treated": int(n_t[leaf]),
-                    "n_control": int(n_c[leaf]),
-                    "share": float(inside.mean()),
-                }
-                for j, o in enumerate(data.outcomes):
-                    row[f"effect[{o}]"] = float(eff[j])
-                    row[f"ci_low[{o}]"] = float(lo[j])
-                    row[f"ci_high[{o}]"] = float(hi[j])
-                    row[f"significant[{o}]"] = bool(lo[j] > 0 or hi[j] < 0)
-                rows.append(row)
-            trees[arm] = _ArmTree(estimator=tree, owner=owner, conditions=conds, effects=effects)
-
+            tree, arm_rows = self._fit_arm(data, k, tau_s[:, k, :], struct, est, weights)
+            trees[data.arms[k]] = tree
+            rows.extend(arm_rows)
         segments = pd.DataFrame(rows)
         segments.attrs["directions"] = dict(zip(data.outcomes, data.directions, strict=True))
         segments.attrs["control"] = data.control
@@ -372,6 +303,93 @@ class DistillHTE:
         self.conditions_ = {a: list(t.conditions) for a, t in trees.items()}
         self.segments_ = segments
         return self
+
+    def _fit_arm(
+        self,
+        data: ExperimentData,
+        k: int,
+        tau: np.ndarray,
+        struct: np.ndarray,
+        est: np.ndarray,
+        weights: np.ndarray,
+    ) -> tuple[_ArmTree, list[dict[str, Any]]]:
+        """The pruned tree of arm k vs control and its segments' rows of ``segments_``.
+
+        Args:
+            tau: predicted effects of arm k for the structure units, shape (n_structure,
+                n_outcomes).
+            struct, est: the honest halves (indices into ``data``).
+            weights: outcome loss weights, shape (n_outcomes,).
+        """
+        from sklearn.tree import DecisionTreeRegressor
+
+        arm, m = data.arms[k], self.min_units_per_arm
+        X_e, T_e = data.X[est], data.treatment[est]
+        sd = tau.std(axis=0)
+        target = (tau - tau.mean(axis=0)) / np.where(sd > 0, sd, 1.0) * np.sqrt(weights)
+        tree = DecisionTreeRegressor(
+            max_depth=self.max_depth,
+            min_samples_leaf=self._leaf_size(data, k),
+            random_state=self.random_state,
+        ).fit(data.X[struct], target)
+        path = tree.decision_path(X_e)
+        n_t = np.asarray(path[T_e == k].sum(axis=0)).ravel()
+        n_c = np.asarray(path[T_e == 0].sum(axis=0)).ravel()
+        ok = (n_t >= m) & (n_c >= m)
+        if not ok[0]:
+            raise InputDataError(
+                f"arm '{arm}' vs control '{data.control}': the estimation units hold "
+                f"{int(n_t[0])} treated and {int(n_c[0])} control units; every segment "
+                f"needs at least min_units_per_arm={m} of each (lower min_units_per_arm "
+                "or use more units)"
+            )
+        leaves, conds = pruned_segments(tree.tree_, ok, data.schema)
+        owner = node_owner(tree.tree_, leaves)
+        seg_e = owner[tree.apply(X_e)]
+        effects = np.zeros((len(leaves), data.n_outcomes))
+        rows: list[dict[str, Any]] = []
+        for s, leaf in enumerate(leaves):
+            inside = seg_e == s
+            row: dict[str, Any] = {
+                "treatment": arm,
+                "segment": s + 1,
+                "rule": rule_text(conds[s]),
+                "n_units": int(inside.sum()),
+                "n_treated": int(n_t[leaf]),
+                "n_control": int(n_c[leaf]),
+                "share": float(inside.mean()),
+            }
+            effects[s] = self._segment_effect(data, est, inside, T_e, k, row)
+            rows.append(row)
+        return _ArmTree(estimator=tree, owner=owner, conditions=conds, effects=effects), rows
+
+    def _segment_effect(
+        self,
+        data: ExperimentData,
+        est: np.ndarray,
+        inside: np.ndarray,
+        T_e: np.ndarray,
+        k: int,
+        row: dict[str, Any],
+    ) -> np.ndarray:
+        """Effect of arm k in one segment, shape (n_outcomes,); adds its per-outcome effect,
+        interval and significance columns to ``row``.
+
+        Args:
+            est: indices of the estimation units; inside: bool mask over them (the segment);
+            T_e: their arms.
+        """
+        Y_e, P_e = data.Y[est], data.propensity[est]
+        tr, ct = inside & (T_e == k), inside & (T_e == 0)
+        eff, lo, hi = segment_effect(
+            Y_e[tr], P_e[tr], Y_e[ct], P_e[ct], confidence=float(self.confidence)
+        )
+        for j, o in enumerate(data.outcomes):
+            row[f"effect[{o}]"] = float(eff[j])
+            row[f"ci_low[{o}]"] = float(lo[j])
+            row[f"ci_high[{o}]"] = float(hi[j])
+            row[f"significant[{o}]"] = bool(lo[j] > 0 or hi[j] < 0)
+        return eff
 
     # ------------------------------------------------------------------ prediction
     def _check_fitted(self) -> None:

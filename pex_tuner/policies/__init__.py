@@ -1,45 +1,36 @@
 """Decision policies: linear-utility policies over CATE estimates, interpretable tree policies
-(with their learner and exports), and policy artifacts."""
+(with their learners, under one contract, and exports), and policy artifacts.
+
+The multi-step flows that fit CATE models and evaluate learned policies live in
+:mod:`pex_tuner.workflows` (``learn_policy``, ``distill_linear_policy``).
+"""
 
 from pex_tuner.policies.artifact import PolicyArtifact, load_policy_document, write_artifact
-from pex_tuner.policies.distill import (
-    DistillationReport,
-    DistillPolicyLearner,
-    distill_linear_policy,
-    tree_policy_from_sklearn,
-)
+from pex_tuner.policies.base import PolicyLearner
+from pex_tuner.policies.distill import DistillPolicyLearner, tree_policy_from_sklearn
 from pex_tuner.policies.export import export_policy
-from pex_tuner.policies.greedy_tree import GreedyTreePolicyLearner, policy_rewards
+from pex_tuner.policies.greedy_tree import GreedyTreePolicyLearner
 from pex_tuner.policies.guide import GuidanceTreeLearner, combine_policies
-from pex_tuner.policies.learners import (
-    METHODS,
-    LearnedPolicy,
-    learn_policy,
-    preference_weights,
-)
 from pex_tuner.policies.linear import LinearUtilityPolicy, stack_policies
 from pex_tuner.policies.nohte import NoHTEGreedyPolicyLearner, NoHTEIterativePolicyLearner
-from pex_tuner.policies.tree import Condition, Segment, TreePolicy, conjoin
+from pex_tuner.policies.rewards import policy_rewards, preference_weights
+from pex_tuner.policies.tree import TreePolicy
+from pex_tuner.rules import Condition, Segment  # the vocabulary of TreePolicy
 
 __all__ = [
-    "METHODS",
     "Condition",
     "DistillPolicyLearner",
-    "DistillationReport",
     "GreedyTreePolicyLearner",
     "GuidanceTreeLearner",
-    "LearnedPolicy",
     "LinearUtilityPolicy",
     "NoHTEGreedyPolicyLearner",
     "NoHTEIterativePolicyLearner",
     "PolicyArtifact",
+    "PolicyLearner",
     "Segment",
     "TreePolicy",
     "combine_policies",
-    "conjoin",
-    "distill_linear_policy",
     "export_policy",
-    "learn_policy",
     "load_policy_document",
     "policy_rewards",
     "preference_weights",

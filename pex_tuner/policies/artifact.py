@@ -192,8 +192,8 @@ class PolicyArtifact:
         self.schema.validate_frame(frame)
         if isinstance(self.policy, LinearUtilityPolicy):
             pred = self._model().predict(self.schema.encode(frame, validate=False))
-            return self.policy.assign_index(pred)
-        return np.asarray(self.policy.assign_frame(frame))
+            return self.policy.assign_index_from_effects(pred)
+        return np.asarray(self.policy.assign_index(frame))
 
     def assign(self, frame: pd.DataFrame) -> np.ndarray:
         """Arm label per row of ``frame``, object ndarray of shape (n,)."""

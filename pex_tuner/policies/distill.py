@@ -2,58 +2,42 @@
 
 A scikit-learn ``DecisionTreeClassifier`` (Gini, depth ``max_depth``, leaves of at least
 ``min_segment_size`` units) is fitted to the black-box policy's arms on the one-hot encoded
-features, and its ``tree_`` (feature, threshold, children) is walked into ordered segments:
+features, and its ``tree_`` is walked into ordered segments (:func:`pex_tuner.rules.leaf_paths`):
 
 - a numeric column gives ``x <= t`` / ``x > t`` (scikit-learn splits at midpoints, left is
   ``<=``, the TreePolicy convention);
 - a one-hot column ``platform=ios`` (threshold 0.5) gives ``platform not in {"ios"}`` on the
   left and ``platform in {"ios"}`` on the right, mapped back through the FeatureSchema.
 
-Leaves are simplified and merged as in the greedy learner: subtrees whose leaves all give the
-same arm collapse, the arm with the most training units becomes the default.
+Leaves are merged as in the greedy learner: subtrees whose leaves all give the same arm
+collapse, the arm with the most training units becomes the default.
 
-:func:`distill_linear_policy` distills any :class:`LinearUtilityPolicy` (a tuned one, say; the PEX
-paper names understanding tuned policies as what experimenters want most) and reports the
-agreement with it on held-out units and the OPE of both there.
+The black box (the *teacher*) is a :class:`LinearUtilityPolicy` over CATE predictions: by
+default the HTE policy ``argmax_k sum_j w_j tau_kj(x)``, or any tuned policy
+(:func:`pex_tuner.workflows.distill.distill_linear_policy` also reports the agreement and OPE on
+held-out units).
 """
 
 from __future__ import annotations
 
-from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any
+from collections.abc import Sequence
+from typing import Any, ClassVar
 
 import numpy as np
 import pandas as pd
 
+from pex_tuner.checks import Interval, TypeOf, is_int
 from pex_tuner.data import ExperimentData
 from pex_tuner.effects.predictions import EffectPredictions
-from pex_tuner.errors import ConfigurationError, InputDataError, NotFittedError
-from pex_tuner.policies.greedy_tree import _is_int, _param_error
+from pex_tuner.errors import InputDataError
+from pex_tuner.policies.base import Constraints, PolicyLearner
 from pex_tuner.policies.linear import LinearUtilityPolicy
-from pex_tuner.policies.tree import NUMERIC, Condition, Segment, TreePolicy, conjoin
+from pex_tuner.policies.rewards import outcome_weight_vector
+from pex_tuner.policies.tree import TreePolicy
+from pex_tuner.rules import Segment, conjoin, encoded_columns, leaf_paths
 from pex_tuner.schema import FeatureSchema
 
-if TYPE_CHECKING:  # pex_tuner.ope imports pex_tuner.policies: import it lazily
-    from pex_tuner.ope import PolicyEvaluation
-
-__all__ = [
-    "DistillPolicyLearner",
-    "DistillationReport",
-    "distill_linear_policy",
-    "tree_policy_from_sklearn",
-]
-
-
-def _encoded_columns(schema: FeatureSchema) -> list[tuple[str, str | None]]:
-    """(feature, category or None) per encoded column, in ``schema.encoded_names`` order."""
-    cmap = schema.category_map
-    cols: list[tuple[str, str | None]] = []
-    for name, kind in zip(schema.names, schema.kinds, strict=True):
-        if kind == NUMERIC:
-            cols.append((name, None))
-        else:
-            cols.extend((name, c) for c in cmap[name])
-    return cols
+__all__ = ["DistillPolicyLearner", "tree_policy_from_sklearn"]
 
 
 def tree_policy_from_sklearn(
@@ -73,7 +57,7 @@ def tree_policy_from_sklearn(
         outcomes, name: recorded on the policy.
     """
     t = tree.tree_
-    cols = _encoded_columns(schema)
+    cols = encoded_columns(schema)
     if t.n_features != len(cols):
         raise InputDataError(
             f"the tree was fitted on {t.n_features} columns; the schema encodes {len(cols)}"
@@ -94,26 +78,10 @@ def tree_policy_from_sklearn(
 
     collapsed: dict[int, int] = {}
     collapse(0)
-    leaves: list[tuple[list[Condition], int, int]] = []  # (path, arm, n training units)
-
-    def walk(node: int, path: list[Condition]) -> None:
-        if left[node] == -1 or node in collapsed:
-            arm = collapsed.get(node, arm_of(node) if left[node] == -1 else -1)
-            leaves.append((path, arm, int(t.n_node_samples[node])))
-            return
-        feature, category = cols[int(t.feature[node])]
-        thr = float(t.threshold[node])
-        if category is None:
-            lc, rc = Condition(feature, "<=", thr), Condition(feature, ">", thr)
-        else:  # one-hot column: <= 0.5 means "not this category"
-            lc, rc = (
-                Condition(feature, "not in", (category,)),
-                Condition(feature, "in", (category,)),
-            )
-        walk(int(left[node]), [*path, lc])
-        walk(int(right[node]), [*path, rc])
-
-    walk(0, [])
+    leaves = [
+        (path, collapsed.get(node, arm_of(node)), int(t.n_node_samples[node]))
+        for node, path in leaf_paths(t, cols, stop=collapsed.__contains__)
+    ]
     size = np.zeros(len(arms))
     for _, arm, n in leaves:
         size[arm] += n
@@ -136,36 +104,75 @@ def tree_policy_from_sklearn(
     )
 
 
-class DistillPolicyLearner:
+class DistillPolicyLearner(PolicyLearner):
     """Distill-Policy: a classification tree fitted to a black-box policy's arms.
 
     Parameters:
         max_depth: depth of the classification tree (>= 1).
         min_segment_size: fewest training units in a leaf (int count or fraction in (0, 0.5]).
+        teacher: the black-box LinearUtilityPolicy to copy, deciding from ``fit``'s
+            predictions; None: the HTE policy ``argmax_k sum_j w_j tau_kj(x)`` with
+            ``outcome_weights``.
+        outcome_weights: signed raw-scale w_j of the default teacher (may be omitted for one
+            outcome).
         random_state: seed of scikit-learn's tie-breaking among equally good splits.
 
     Attributes (after ``fit``): ``policy_`` (TreePolicy), ``tree_`` (the scikit-learn
     classifier), ``train_agreement_`` (share of training units given the black-box arm).
     """
 
+    _parameter_constraints: ClassVar[Constraints] = {
+        "max_depth": [Interval(int, 1, 20, closed="both")],
+        "min_segment_size": [Interval(int, 1, None), Interval(float, 0, 0.5, closed="right")],
+        "teacher": [TypeOf(LinearUtilityPolicy, "a LinearUtilityPolicy"), None],
+    }
+
     def __init__(
         self,
         *,
         max_depth: int = 3,
         min_segment_size: int | float = 0.01,
+        teacher: LinearUtilityPolicy | None = None,
+        outcome_weights: Sequence[float] | None = None,
         random_state: int | None = 0,
     ) -> None:
         self.max_depth = max_depth
         self.min_segment_size = min_segment_size
+        self.teacher = teacher
+        self.outcome_weights = outcome_weights
         self.random_state = random_state
 
-    def __repr__(self) -> str:
-        return (
-            f"DistillPolicyLearner(max_depth={self.max_depth}, "
-            f"min_segment_size={self.min_segment_size})"
+    def fit(
+        self, data: ExperimentData, predictions: EffectPredictions | None = None
+    ) -> DistillPolicyLearner:
+        """Fit to the teacher's arms for ``data``'s units, decided from ``predictions``.
+
+        Args:
+            data: the logged experiment (usually its train split): raw features and schema.
+            predictions: CATE predictions for ``data``'s units, required (the teacher decides
+                from them).
+        """
+        self._validate_params()
+        data = self._check_data(data)
+        pred = self._required_predictions(data, predictions)
+        teacher = self.teacher
+        if teacher is None:
+            w = outcome_weight_vector(data, self.outcome_weights)
+            teacher = LinearUtilityPolicy(
+                weights=tuple(w),
+                biases=(0.0,) * data.n_arms,
+                arms=data.arms,
+                outcomes=data.outcomes,
+            )
+        return self.fit_assignments(
+            data.features,
+            teacher.assign_index_from_effects(pred),
+            schema=data.schema,
+            arms=data.arms,
+            outcomes=data.outcomes,
         )
 
-    def fit(
+    def fit_assignments(
         self,
         frame: pd.DataFrame,
         assignments: np.ndarray,
@@ -174,16 +181,18 @@ class DistillPolicyLearner:
         arms: tuple[str, ...],
         outcomes: tuple[str, ...] = (),
     ) -> DistillPolicyLearner:
-        """Fit to the black-box arm indices ``assignments`` (shape (n_units,)) of ``frame``."""
+        """The array entry: fit to given black-box arm indices.
+
+        Args:
+            frame: raw features, shape (n_units, n_features).
+            assignments: arm index per row of ``frame``, int ndarray of shape (n_units,).
+            schema: the feature schema of ``frame``.
+            arms: arm labels, control first.
+            outcomes: recorded on the policy.
+        """
         from sklearn.tree import DecisionTreeClassifier
 
-        if not _is_int(self.max_depth) or not 1 <= self.max_depth <= 20:
-            raise _param_error("max_depth", "an int in the range [1, 20]", self.max_depth)
-        m = self.min_segment_size
-        if not ((_is_int(m) and m >= 1) or (isinstance(m, float) and 0.0 < m <= 0.5)):
-            raise _param_error(
-                "min_segment_size", "an int >= 1 or a float in the range (0, 0.5]", m
-            )
+        self._validate_params()
         y = np.asarray(assignments)
         if y.shape != (len(frame),) or not np.issubdtype(y.dtype, np.integer):
             raise InputDataError(
@@ -192,160 +201,15 @@ class DistillPolicyLearner:
             )
         if len(y) and (y.min() < 0 or y.max() >= len(arms)):
             raise InputDataError(f"assignments hold arm indices outside [0, {len(arms) - 1}]")
-        X = schema.encode(frame)
+        m = self.min_segment_size
         clf = DecisionTreeClassifier(
             max_depth=self.max_depth,
-            min_samples_leaf=m if _is_int(m) else float(m),
+            min_samples_leaf=m if is_int(m) else float(m),
             random_state=self.random_state,
-        ).fit(X, y)
+        ).fit(schema.encode(frame), y)
         self.tree_ = clf
         self.policy_ = tree_policy_from_sklearn(
             clf, schema, tuple(arms), outcomes=outcomes, name=f"distill_d{self.max_depth}"
         )
-        self.train_agreement_ = float((self.policy_.assign_frame(frame) == y).mean())
+        self.train_agreement_ = float((self.policy_.assign_index(frame) == y).mean())
         return self
-
-    def predict(self, frame: pd.DataFrame) -> np.ndarray:
-        """Arm index per row of ``frame`` under ``policy_``, shape (n_units,)."""
-        if not hasattr(self, "policy_"):
-            raise NotFittedError("this DistillPolicyLearner is not fitted yet; call 'fit' first")
-        return self.policy_.assign_frame(frame)
-
-
-@dataclass(frozen=True, eq=False)
-class DistillationReport:
-    """A linear-utility policy, its distilled TreePolicy, and how well they match.
-
-    Attributes:
-        tree: the distilled TreePolicy.
-        source: the distilled LinearUtilityPolicy.
-        agreement: share of held-out units that the tree gives the source policy's arm.
-        train_agreement: the same on the units the tree was fitted on.
-        evaluation: OPE of both policies on the held-out units (rows: source, tree).
-        n_fit, n_holdout: units used to fit the tree and to evaluate.
-    """
-
-    tree: TreePolicy
-    source: LinearUtilityPolicy
-    agreement: float
-    train_agreement: float
-    evaluation: PolicyEvaluation
-    n_fit: int
-    n_holdout: int
-
-    @property
-    def value(self) -> np.ndarray:
-        """OPE values, shape (2, n_outcomes): row 0 the source policy, row 1 the tree."""
-        return self.evaluation.value
-
-    def to_frame(self) -> pd.DataFrame:
-        """Tidy OPE table of both policies (see PolicyEvaluation.to_frame)."""
-        return self.evaluation.to_frame()
-
-    def summary(self) -> str:
-        ev = self.evaluation
-        lines = [
-            f"distilled '{ev.policies[0]}' into a tree with {self.tree.n_segments} segment(s), "
-            f"depth {self.tree.depth}; agreement {self.agreement:.1%} on {self.n_holdout} "
-            f"held-out units ({self.train_agreement:.1%} on the {self.n_fit} fitting units)",
-            self.tree.describe(),
-        ]
-        for j, o in enumerate(ev.outcomes):
-            cells = [
-                f"{p}: {ev.value[i, j]:.4g} [{ev.ci_low[i, j]:.4g}, {ev.ci_high[i, j]:.4g}]"
-                for i, p in enumerate(ev.policies)
-            ]
-            lines.append(f"{o} ({ev.estimator.upper()}): " + "; ".join(cells))
-        return "\n".join(lines)
-
-
-def distill_linear_policy(
-    policy: LinearUtilityPolicy,
-    model_or_predictions: Any,
-    data: ExperimentData,
-    *,
-    max_depth: int = 3,
-    min_segment_size: int | float = 0.01,
-    holdout_size: float = 0.3,
-    estimator: str = "dr",
-    random_state: int | None = 0,
-) -> DistillationReport:
-    """Distill a LinearUtilityPolicy into a TreePolicy and compare the two on held-out units.
-
-    Args:
-        policy: the policy to explain (e.g. ``tuner.policy("trial_12")``).
-        model_or_predictions: a fitted CateModel (predicts ``data``; out-of-fold when ``data``
-            is its training experiment) or EffectPredictions for exactly ``data``'s units.
-        data: the units to distill on; split (stratified by arm, seeded) into a fitting part
-            and a held-out part of share ``holdout_size``.
-        max_depth, min_segment_size: of the classification tree.
-        estimator: OPE estimator on the held-out part (``"dr"`` default).
-        random_state: seed of the split and of the tree.
-
-    Returns:
-        DistillationReport with the tree, the held-out agreement and the OPE of both.
-    """
-    from pex_tuner.ope import evaluate_assignments
-
-    if not isinstance(policy, LinearUtilityPolicy):
-        raise ConfigurationError(
-            f"distill_linear_policy expects a LinearUtilityPolicy; got {type(policy).__name__}"
-        )
-    if not isinstance(data, ExperimentData):
-        raise InputDataError(f"expected an ExperimentData, got {type(data).__name__}")
-    if not 0.0 < holdout_size < 1.0:
-        raise ConfigurationError(f"'holdout_size' must be in (0, 1); got {holdout_size!r}")
-    if isinstance(model_or_predictions, EffectPredictions):
-        pred = model_or_predictions
-        if pred.n_units != data.n_units:
-            raise InputDataError(
-                f"predictions cover {pred.n_units} units but the experiment has {data.n_units}"
-            )
-    elif hasattr(model_or_predictions, "predict"):
-        pred = model_or_predictions.predict(data)
-    else:
-        raise ConfigurationError(
-            "'model_or_predictions' must be a fitted CateModel or EffectPredictions; got "
-            f"{type(model_or_predictions).__name__}"
-        )
-    ind = data.split_indices(test_size=holdout_size, validation_size=0.0, random_state=random_state)
-    fit_idx, hold_idx = ind["train"], ind["test"]
-    arms_all = policy.assign_index(pred)
-    learner = DistillPolicyLearner(
-        max_depth=max_depth, min_segment_size=min_segment_size, random_state=random_state
-    ).fit(
-        data.features.iloc[fit_idx].reset_index(drop=True),
-        arms_all[fit_idx],
-        schema=data.schema,
-        arms=data.arms,
-        outcomes=data.outcomes,
-    )
-    holdout = data.subset(hold_idx)
-    tree_arms = learner.policy_.assign_data(holdout)
-    src_name = policy.name or "linear"
-    tree_name = f"{src_name} (tree)"
-    tree = TreePolicy(
-        segments=learner.policy_.segments,
-        default_arm=learner.policy_.default_arm,
-        arms=learner.policy_.arms,
-        features=learner.policy_.features,
-        feature_kinds=learner.policy_.feature_kinds,
-        outcomes=learner.policy_.outcomes,
-        name=tree_name,
-    )
-    labels = np.asarray(data.arms, dtype=object)
-    evaluation = evaluate_assignments(
-        holdout,
-        {src_name: labels[arms_all[hold_idx]], tree_name: labels[tree_arms]},
-        predictions=pred.subset(hold_idx),
-        estimator=estimator,
-    )
-    return DistillationReport(
-        tree=tree,
-        source=policy,
-        agreement=float((tree_arms == arms_all[hold_idx]).mean()),
-        train_agreement=learner.train_agreement_,
-        evaluation=evaluation,
-        n_fit=len(fit_idx),
-        n_holdout=len(hold_idx),
-    )

@@ -1,6 +1,6 @@
 """Export a TreePolicy as JSON, as a SQL CASE expression, or as a plain Python function.
 
-All three exports assign exactly the arms of :meth:`TreePolicy.assign_frame`:
+All three exports assign exactly the arms of :meth:`TreePolicy.assign_index`:
 
 - thresholds are written with ``repr`` (the shortest text that parses back to the same float),
   so ``x <= t`` splits at exactly the same value everywhere;
@@ -25,7 +25,8 @@ import json
 from typing import Any, Literal
 
 from pex_tuner.errors import ConfigurationError, InputDataError
-from pex_tuner.policies.tree import Condition, TreePolicy
+from pex_tuner.policies.tree import TreePolicy
+from pex_tuner.rules import Condition
 
 __all__ = ["EXPORT_FORMATS", "export_policy", "to_json", "to_python", "to_sql"]
 

@@ -12,9 +12,10 @@ candidate (no split), so on the validation split the guidance tree is never esti
 than the better input.
 
 Value of following policy P for unit i: the doubly robust score of P's arm,
-``G[i, k] = sum_j w_j (mu_ikj + 1{W_i = k} (Y_ij - mu_ikj) / p_i)`` (IPS scores, mu = 0, without
-predictions), summed over the units of a side: the same DR estimator as ``pex_tuner.ope``.
-The split search is the greedy learner's (depth 1) over the two "arms" *follow A* / *follow B*.
+``G[i, k] = sum_j w_j (mu_ikj + 1{W_i = k} (Y_ij - mu_iW_ij) / p_i)`` (IPS scores, mu = 0,
+without predictions), summed over the units of a side: the scores of ``pex_tuner.ope``'s DR
+estimator (:func:`~pex_tuner.policies.rewards.dr_rewards`). The split search is the shared tree
+search (depth 1, summed rewards) over the two "arms" *follow A* / *follow B*.
 
 - ``GUIDE-OPE``: split and per-side choice both maximize the DR value on the whole validation
   split.
@@ -28,46 +29,26 @@ The split search is the greedy learner's (depth 1) over the two "arms" *follow A
 
 from __future__ import annotations
 
+import dataclasses
 from collections.abc import Sequence
+from typing import ClassVar
 
 import numpy as np
 
+from pex_tuner.checks import Interval, Options
 from pex_tuner.data import ExperimentData
 from pex_tuner.effects.predictions import EffectPredictions
-from pex_tuner.errors import ConfigurationError, InputDataError, NotFittedError
-from pex_tuner.policies.greedy_tree import GreedyTreePolicyLearner
-from pex_tuner.policies.nohte import outcome_weight_vector
-from pex_tuner.policies.tree import Condition, Segment, TreePolicy, conjoin
+from pex_tuner.errors import ConfigurationError
+from pex_tuner.policies.base import Constraints, PolicyLearner
+from pex_tuner.policies.rewards import SummedRewards, dr_rewards, outcome_weight_vector
+from pex_tuner.policies.tree import TreePolicy
+from pex_tuner.policies.tree_search import TREE_CONSTRAINTS, grow_tree, resolve_min_size
+from pex_tuner.rules import Condition, Segment, conjoin
 
-__all__ = ["GUIDE_METHODS", "GuidanceTreeLearner", "combine_policies", "dr_rewards"]
+__all__ = ["GUIDE_METHODS", "GuidanceTreeLearner", "combine_policies"]
 
 GUIDE_METHODS = ("ope", "explore_exploit")
-
-
-def dr_rewards(
-    data: ExperimentData, predictions: EffectPredictions | None, weights: np.ndarray
-) -> np.ndarray:
-    """Per-unit, per-arm doubly robust scores of the weighted utility, shape (n_units, n_arms).
-
-    ``mean_i G[i, pi(x_i)]`` is the DR estimate of policy pi's utility; with ``predictions``
-    None the scores are IPS (outcome model zero).
-    """
-    n, K = data.n_units, data.n_arms
-    y = data.Y @ np.asarray(weights, dtype=float)
-    if predictions is None:
-        G = np.zeros((n, K))
-        G[np.arange(n), data.treatment] = y / data.propensity
-        return G
-    if predictions.n_units != n or predictions.arms != data.arms:
-        raise InputDataError(
-            f"predictions cover {predictions.n_units} units and arms {list(predictions.arms)}; "
-            f"the experiment has {n} units and arms {list(data.arms)}"
-        )
-    mu = predictions.mu @ np.asarray(weights, dtype=float)  # (n, K)
-    G = mu.copy()
-    rows = np.arange(n)
-    G[rows, data.treatment] += (y - mu[rows, data.treatment]) / data.propensity
-    return G
+_FOLLOW = ("0", "1")  # the two "arms" of the split search: follow policies[0] / policies[1]
 
 
 def combine_policies(
@@ -97,11 +78,12 @@ def combine_policies(
     )
 
 
-class GuidanceTreeLearner:
+class GuidanceTreeLearner(PolicyLearner):
     """GUIDE-OPE / GUIDE-ExploreExploit: one split on the validation split that decides which
     of two interpretable policies each unit follows.
 
     Parameters:
+        policies: the two input TreePolicies (learned on the train split).
         method: ``"ope"`` or ``"explore_exploit"``.
         min_segment_size: fewest validation units on each side of the split (count or
             fraction in (0, 0.5]; of the explore half for ``"explore_exploit"``).
@@ -119,9 +101,17 @@ class GuidanceTreeLearner:
             on the units the choice was made on.
     """
 
+    _parameter_constraints: ClassVar[Constraints] = {
+        "method": [Options(GUIDE_METHODS)],
+        "min_segment_size": TREE_CONSTRAINTS["min_segment_size"],
+        "n_bins": TREE_CONSTRAINTS["n_bins"],
+        "explore_size": [Interval(float, 0, 1, closed="neither")],
+    }
+
     def __init__(
         self,
         *,
+        policies: Sequence[TreePolicy],
         method: str = "ope",
         min_segment_size: int | float = 0.1,
         n_bins: int = 256,
@@ -129,6 +119,7 @@ class GuidanceTreeLearner:
         explore_size: float = 0.5,
         random_state: int | None = 0,
     ) -> None:
+        self.policies = policies
         self.method = method
         self.min_segment_size = min_segment_size
         self.n_bins = n_bins
@@ -136,43 +127,25 @@ class GuidanceTreeLearner:
         self.explore_size = explore_size
         self.random_state = random_state
 
-    def __repr__(self) -> str:
-        return f"GuidanceTreeLearner(method={self.method!r})"
-
     def fit(
-        self,
-        policies: Sequence[TreePolicy],
-        data: ExperimentData,
-        predictions: EffectPredictions | None = None,
+        self, data: ExperimentData, predictions: EffectPredictions | None = None
     ) -> GuidanceTreeLearner:
-        """Learn the guidance split on ``data`` (the validation split) for two policies.
+        """Learn the guidance split on ``data`` (the validation split) for the two policies.
 
         Args:
-            policies: the two input TreePolicies (learned on the train split).
             data: the validation experiment.
             predictions: effect predictions for ``data``'s units (DR scores); None: IPS.
         """
-        if self.method not in GUIDE_METHODS:
-            raise ConfigurationError(
-                f"The 'method' parameter must be one of {list(GUIDE_METHODS)}. Got "
-                f"{self.method!r} instead."
-            )
-        if not 0.0 < float(self.explore_size) < 1.0:
-            raise ConfigurationError(
-                f"The 'explore_size' parameter must be a float in the range (0, 1). Got "
-                f"{self.explore_size!r} instead."
-            )
-        pols = list(policies)
+        self._validate_params()
+        pols = list(self.policies)
         if len(pols) != 2 or not all(isinstance(p, TreePolicy) for p in pols):
             raise ConfigurationError("a guidance tree combines exactly two TreePolicy objects")
-        if not isinstance(data, ExperimentData):
-            raise InputDataError(f"expected an ExperimentData, got {type(data).__name__}")
-        w = outcome_weight_vector(data, self.outcome_weights)
-        G = dr_rewards(data, predictions, w)
+        data = self._check_data(data)
+        pred = None if predictions is None else self._check_predictions(data, predictions)
+        G = dr_rewards(data, pred, outcome_weight_vector(data, self.outcome_weights))
         rows = np.arange(data.n_units)
         R = np.column_stack([G[rows, p.assign_data(data)] for p in pols])  # (n, 2)
-        search = np.arange(data.n_units)
-        choose = search
+        search = choose = rows
         if self.method == "explore_exploit":
             ind = data.split_indices(
                 test_size=1.0 - float(self.explore_size),
@@ -180,63 +153,63 @@ class GuidanceTreeLearner:
                 random_state=self.random_state,
             )
             search, choose = ind["train"], ind["test"]
-        frame = data.features
-        tree = GreedyTreePolicyLearner(
-            max_depth=1,
-            min_segment_size=self.min_segment_size,
-            n_bins=self.n_bins,
-            random_state=self.random_state,
-        ).fit(
-            frame.iloc[search].reset_index(drop=True),
-            R[search],
-            arms=("0", "1"),
-            schema=data.schema,
-        )
         totals = R[choose].sum(axis=0)
         single = int(np.argmax(totals))
-        split: Condition | None = None
-        choice = (single, single)
-        if tree.policy_.segments:
-            (cond,) = tree.policy_.segments[0].conditions
-            if self.method == "ope":
-                split = cond
-                choice = (int(tree.policy_.segments[0].arm), int(tree.policy_.default_arm))
-            else:
-                probe = TreePolicy(
-                    segments=(Segment((cond,), "1"),),
-                    default_arm="0",
-                    arms=("0", "1"),
-                    features=data.schema.names,
-                    feature_kinds=data.schema.kinds,
-                )
-                inside = probe.assign_frame(frame.iloc[choose].reset_index(drop=True)) == 1
-                a_in = int(np.argmax(R[choose][inside].sum(axis=0)))
-                a_out = int(np.argmax(R[choose][~inside].sum(axis=0)))
-                value = R[choose][inside, a_in].sum() + R[choose][~inside, a_out].sum()
-                if a_in != a_out and value > totals[single]:
-                    split, choice = cond, (a_in, a_out)
+        split, choice = self._split(data, R, search, choose, single, totals[single])
         name = f"guide_{self.method}"
         if split is None:
-            p = pols[choice[0]]
-            policy = TreePolicy(
-                segments=p.segments,
-                default_arm=p.default_arm,
-                arms=p.arms,
-                features=p.features,
-                feature_kinds=p.feature_kinds,
-                outcomes=p.outcomes,
-                name=name,
-            )
+            self.policy_ = dataclasses.replace(pols[choice[0]], name=name)
         else:
-            policy = combine_policies(split, pols[choice[0]], pols[choice[1]], name=name)
-        self.policy_ = policy
+            self.policy_ = combine_policies(split, pols[choice[0]], pols[choice[1]], name=name)
         self.split_ = split
         self.choice_ = choice
         self.values_ = totals / max(len(choose), 1)
         return self
 
-    def predict(self, data: ExperimentData) -> np.ndarray:
-        """Arm index into ``data.arms`` per unit under ``policy_``."""
-        if not hasattr(self, "policy_"):
-            raise NotFittedError("this GuidanceTreeLearner is not fitted yet; call 'fit' first")
-        return self.policy_.assign_data(data)
+    def _split(
+        self,
+        data: ExperimentData,
+        R: np.ndarray,
+        search: np.ndarray,
+        choose: np.ndarray,
+        single: int,
+        single_value: float,
+    ) -> tuple[Condition | None, tuple[int, int]]:
+        """The guidance split and the policy followed on each side, searched on the units
+        ``search`` and, for explore / exploit, chosen on the units ``choose``.
+
+        Args:
+            R: value of following each input policy per unit, shape (n_units, 2).
+            single: the better input policy on ``choose``; single_value its total there.
+        """
+        frame = data.features
+        grown = grow_tree(
+            frame.iloc[search].reset_index(drop=True),
+            R[search],
+            _FOLLOW,
+            criterion=SummedRewards(),
+            max_depth=1,
+            min_size=resolve_min_size(self.min_segment_size, len(search)),
+            n_bins=self.n_bins,
+            random_state=self.random_state,
+            schema=data.schema,
+        )
+        if not grown.segments:
+            return None, (single, single)
+        (cond,) = grown.segments[0].conditions
+        if self.method == "ope":
+            return cond, (int(grown.segments[0].arm), grown.default)
+        probe = TreePolicy(
+            segments=(Segment((cond,), "1"),),
+            default_arm="0",
+            arms=_FOLLOW,
+            features=data.schema.names,
+            feature_kinds=data.schema.kinds,
+        )
+        inside = probe.assign_index(frame.iloc[choose].reset_index(drop=True)) == 1
+        a_in = int(np.argmax(R[choose][inside].sum(axis=0)))
+        a_out = int(np.argmax(R[choose][~inside].sum(axis=0)))
+        value = R[choose][inside, a_in].sum() + R[choose][~inside, a_out].sum()
+        if a_in != a_out and value > single_value:
+            return cond, (a_in, a_out)
+        return None, (single, single)

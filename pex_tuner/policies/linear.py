@@ -222,13 +222,28 @@ class LinearUtilityPolicy:
         """
         return linear_utilities(self._check(predictions), self.weights, self.biases)
 
-    def assign_index(self, predictions: EffectPredictions | np.ndarray) -> np.ndarray:
-        """Arm index per unit (0 = control), int ndarray of shape (n_units,)."""
+    def assign_index_from_effects(self, predictions: EffectPredictions | np.ndarray) -> np.ndarray:
+        """Arm index per unit (0 = control) from its effects, int ndarray of shape (n_units,).
+
+        The policy decides from CATE predictions, not from features: ``assign_index(frame)``
+        of tree policies and artifacts takes raw features (a policy artifact of this policy
+        predicts the effects itself).
+        """
         return np.argmax(self.utilities(predictions), axis=1)
 
+    def assign_from_effects(self, predictions: EffectPredictions | np.ndarray) -> np.ndarray:
+        """Arm label per unit from its effects, object ndarray of shape (n_units,)."""
+        return np.asarray(self.arms, dtype=object)[self.assign_index_from_effects(predictions)]
+
+    # Transitional: callers outside policies/ still use the old names, which took effects
+    # where TreePolicy.assign_index / assign take a frame. Remove once they have moved.
+    def assign_index(self, predictions: EffectPredictions | np.ndarray) -> np.ndarray:
+        """Deprecated name of :meth:`assign_index_from_effects`."""
+        return self.assign_index_from_effects(predictions)
+
     def assign(self, predictions: EffectPredictions | np.ndarray) -> np.ndarray:
-        """Arm label per unit, object ndarray of shape (n_units,)."""
-        return np.asarray(self.arms, dtype=object)[self.assign_index(predictions)]
+        """Deprecated name of :meth:`assign_from_effects`."""
+        return self.assign_from_effects(predictions)
 
     # ------------------------------------------------------------------ serialization
     def to_dict(self) -> dict[str, Any]:

@@ -1,6 +1,7 @@
 """TreePolicy: an ordered list of if-else segments over raw features, each with its arm.
 
-A segment is a conjunction of conditions on single features:
+A segment is a conjunction of conditions on single features (:class:`~pex_tuner.rules.Segment`,
+:class:`~pex_tuner.rules.Condition`):
 
 - numeric: ``x <= t`` or ``x > t`` (``t`` a finite float);
 - categorical: ``platform in {"ios", "web"}`` or ``platform not in {...}``, tested on the raw
@@ -21,192 +22,27 @@ values before assignment.
 from __future__ import annotations
 
 import json
-import math
-from collections.abc import Mapping, Sequence
+from collections.abc import Mapping
 from dataclasses import dataclass, field
-from typing import Any, Literal
+from typing import Any
 
 import numpy as np
 import pandas as pd
 
 from pex_tuner.errors import ConfigurationError, InputDataError
+from pex_tuner.rules import (
+    CATEGORICAL,
+    CATEGORICAL_OPS,
+    NUMERIC,
+    NUMERIC_OPS,
+    Condition,
+    Segment,
+)
 
-__all__ = ["Condition", "Segment", "TreePolicy", "conjoin"]
+__all__ = ["TreePolicy"]
 
 KIND = "tree"
 VERSION = 1
-NUMERIC = "numeric"
-CATEGORICAL = "categorical"
-NUMERIC_OPS = ("<=", ">")
-CATEGORICAL_OPS = ("in", "not in")
-
-Op = Literal["<=", ">", "in", "not in"]
-
-
-def _fmt_number(t: float) -> str:
-    return format(t, ".6g")
-
-
-@dataclass(frozen=True)
-class Condition:
-    """One test on one feature.
-
-    Attributes:
-        feature: feature column name.
-        op: ``"<="`` or ``">"`` (numeric features), ``"in"`` or ``"not in"`` (categorical).
-        value: the threshold (float) for numeric ops; the category set (sorted tuple of
-            strings) for categorical ops.
-    """
-
-    feature: str
-    op: Op
-    value: float | tuple[str, ...]
-
-    def __post_init__(self) -> None:
-        object.__setattr__(self, "feature", str(self.feature))
-        if self.op in NUMERIC_OPS:
-            if isinstance(self.value, bool | str | bytes) or not isinstance(
-                self.value, int | float | np.integer | np.floating
-            ):
-                raise ConfigurationError(
-                    f"condition on '{self.feature}' with op '{self.op}' needs a numeric "
-                    f"threshold; got {self.value!r}"
-                )
-            t = float(self.value)
-            if not math.isfinite(t):
-                raise ConfigurationError(
-                    f"condition on '{self.feature}' has threshold {t}; thresholds must be finite"
-                )
-            object.__setattr__(self, "value", t)
-        elif self.op in CATEGORICAL_OPS:
-            if isinstance(self.value, str | bytes) or not isinstance(
-                self.value, Sequence | set | frozenset
-            ):
-                raise ConfigurationError(
-                    f"condition on '{self.feature}' with op '{self.op}' needs a list of "
-                    f"categories; got {self.value!r}"
-                )
-            cats = tuple(sorted({str(c) for c in self.value}))
-            if not cats:
-                raise ConfigurationError(
-                    f"condition on '{self.feature}' with op '{self.op}' has no categories"
-                )
-            object.__setattr__(self, "value", cats)
-        else:
-            raise ConfigurationError(
-                f"condition on '{self.feature}' has op {self.op!r}; expected one of "
-                f"{[*NUMERIC_OPS, *CATEGORICAL_OPS]}"
-            )
-
-    @property
-    def is_numeric(self) -> bool:
-        return self.op in NUMERIC_OPS
-
-    def __str__(self) -> str:
-        if isinstance(self.value, float):
-            return f"{self.feature} {self.op} {_fmt_number(self.value)}"
-        cats = ", ".join(json.dumps(c) for c in self.value)
-        return f"{self.feature} {self.op} {{{cats}}}"
-
-    def to_dict(self) -> dict[str, Any]:
-        if isinstance(self.value, float):
-            return {"feature": self.feature, "op": self.op, "threshold": self.value}
-        return {"feature": self.feature, "op": self.op, "categories": list(self.value)}
-
-    @classmethod
-    def from_dict(cls, d: Mapping[str, Any]) -> Condition:
-        if not isinstance(d, Mapping) or "feature" not in d or "op" not in d:
-            raise InputDataError(
-                f"a condition must be an object with 'feature', 'op' and 'threshold' or "
-                f"'categories'; got {d!r}"
-            )
-        op = d["op"]
-        key = "threshold" if op in NUMERIC_OPS else "categories"
-        if op in (*NUMERIC_OPS, *CATEGORICAL_OPS) and key not in d:
-            raise InputDataError(f"condition {dict(d)!r} with op {op!r} lacks '{key}'")
-        return cls(feature=d["feature"], op=op, value=d.get(key))
-
-
-@dataclass(frozen=True)
-class Segment:
-    """A conjunction of conditions and the arm its units get.
-
-    Attributes:
-        conditions: the conditions, all of which must hold (at least one).
-        arm: the arm label.
-    """
-
-    conditions: tuple[Condition, ...]
-    arm: str
-
-    def __post_init__(self) -> None:
-        conds = tuple(self.conditions)
-        if not conds or not all(isinstance(c, Condition) for c in conds):
-            raise ConfigurationError(
-                f"a segment needs at least one Condition; got {list(conds)!r} (units that "
-                "match no segment get the policy's default_arm)"
-            )
-        object.__setattr__(self, "conditions", conds)
-        object.__setattr__(self, "arm", str(self.arm))
-
-    def __str__(self) -> str:
-        return " and ".join(str(c) for c in self.conditions)
-
-    def to_dict(self) -> dict[str, Any]:
-        return {"conditions": [c.to_dict() for c in self.conditions], "arm": self.arm}
-
-    @classmethod
-    def from_dict(cls, d: Mapping[str, Any]) -> Segment:
-        if not isinstance(d, Mapping) or "conditions" not in d or "arm" not in d:
-            raise InputDataError(
-                f"a segment must be an object with 'conditions' and 'arm'; got {d!r}"
-            )
-        if not isinstance(d["conditions"], list):
-            raise InputDataError(
-                f"a segment's 'conditions' must be a list; got {d['conditions']!r}"
-            )
-        return cls(conditions=tuple(Condition.from_dict(c) for c in d["conditions"]), arm=d["arm"])
-
-
-def conjoin(conditions: Sequence[Condition]) -> tuple[Condition, ...] | None:
-    """The conjunction of ``conditions`` with one condition per (feature, side), or None when
-    no unit can satisfy it.
-
-    Numeric bounds keep the tightest ``<=`` and ``>`` per feature (None when ``x <= a`` and
-    ``x > b`` with ``a <= b``); category sets merge (``in`` sets intersect, ``not in`` sets
-    unite, ``in`` minus ``not in``; None when an ``in`` set becomes empty). Order follows the
-    first appearance of each (feature, side).
-    """
-    out: dict[tuple[str, str], Condition] = {}
-    for c in conditions:
-        if isinstance(c.value, float):
-            key = (c.feature, c.op)
-            prev = out.get(key)
-            if prev is not None:
-                pv = float(prev.value)  # type: ignore[arg-type]
-                c = Condition(
-                    c.feature, c.op, min(pv, c.value) if c.op == "<=" else max(pv, c.value)
-                )
-            out[key] = c
-            continue
-        key = (c.feature, "cat")
-        prev = out.get(key)
-        if prev is not None:
-            a, b = set(prev.value), set(c.value)  # type: ignore[arg-type]
-            if prev.op == "in" or c.op == "in":
-                cats = a & b if prev.op == c.op else (a - b if prev.op == "in" else b - a)
-                if not cats:
-                    return None
-                c = Condition(c.feature, "in", cats)
-            else:
-                c = Condition(c.feature, "not in", a | b)
-        out[key] = c
-    for (feature, op), c in out.items():
-        if op == "<=":
-            low = out.get((feature, ">"))
-            if low is not None and float(c.value) <= float(low.value):  # type: ignore[arg-type]
-                return None
-    return tuple(out.values())
 
 
 @dataclass(frozen=True)
@@ -352,7 +188,7 @@ class TreePolicy:
         inside = present & text.isin(cond.value).to_numpy()
         return inside if cond.op == "in" else ~inside
 
-    def assign_frame(self, frame: pd.DataFrame) -> np.ndarray:
+    def assign_index(self, frame: pd.DataFrame) -> np.ndarray:
         """Arm index per row of ``frame`` (0 = control), int ndarray of shape (n_units,).
 
         Args:
@@ -374,10 +210,6 @@ class TreePolicy:
             open_ &= ~match
         return out
 
-    def assign_index(self, frame: pd.DataFrame) -> np.ndarray:
-        """Alias of :meth:`assign_frame`."""
-        return self.assign_frame(frame)
-
     def assign_data(self, data: Any) -> np.ndarray:
         """Arm index into ``data.arms`` per unit of an ExperimentData, shape (n_units,).
 
@@ -393,9 +225,9 @@ class TreePolicy:
         if not isinstance(features, pd.DataFrame) or not arms:
             raise InputDataError(
                 f"assign_data expects an ExperimentData, got {type(data).__name__}; use "
-                "assign_frame for a DataFrame of features"
+                "assign_index for a DataFrame of features"
             )
-        idx = self.assign_frame(features)
+        idx = self.assign_index(features)
         if self.arms == arms:
             return idx
         unknown = [a for a in self.arms if a not in arms]
@@ -408,7 +240,7 @@ class TreePolicy:
 
     def assign(self, frame: pd.DataFrame) -> np.ndarray:
         """Arm label per row of ``frame``, object ndarray of shape (n_units,)."""
-        return np.asarray(self.arms, dtype=object)[self.assign_frame(frame)]
+        return np.asarray(self.arms, dtype=object)[self.assign_index(frame)]
 
     def describe(self) -> str:
         """The policy as readable if-else text, one line per segment."""

@@ -21,36 +21,37 @@ reported evaluation is on validation: the learned policy next to assign-all-cont
 best single arm, by DR when a CATE model is at hand and SNIPS otherwise.
 
 Outcome weights are signed and on the raw scale (``LinearUtilityPolicy`` convention: negative
-for minimized outcomes); :func:`preference_weights` turns non-negative preferences into them.
-The reject option: when no split is eligible, every unit gets the best-ATE arm (the root's arm
-of every greedy learner); the No-HTE learners make eligibility a significance test.
+for minimized outcomes); :func:`~pex_tuner.policies.preference_weights` turns non-negative
+preferences into them. The reject option: when no split is eligible, every unit gets the
+best-ATE arm (the root's arm of every greedy learner); the No-HTE learners make eligibility a
+significance test.
 """
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
+import dataclasses
+from collections.abc import Sequence
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 import numpy as np
 
 from pex_tuner.data import ExperimentData
+from pex_tuner.effects import fit_effects
 from pex_tuner.errors import ConfigurationError, InputDataError
-from pex_tuner.policies.distill import DistillPolicyLearner
-from pex_tuner.policies.greedy_tree import GreedyTreePolicyLearner, policy_rewards
-from pex_tuner.policies.guide import GuidanceTreeLearner
-from pex_tuner.policies.linear import LinearUtilityPolicy
-from pex_tuner.policies.nohte import (
+from pex_tuner.ope import PolicyEvaluation, evaluate_assignments
+from pex_tuner.policies import (
+    DistillPolicyLearner,
+    GreedyTreePolicyLearner,
+    GuidanceTreeLearner,
     NoHTEGreedyPolicyLearner,
     NoHTEIterativePolicyLearner,
-    outcome_weight_vector,
+    PolicyLearner,
+    TreePolicy,
 )
-from pex_tuner.policies.tree import TreePolicy
+from pex_tuner.policies.rewards import outcome_weight_vector
 
-if TYPE_CHECKING:
-    from pex_tuner.ope import PolicyEvaluation
-
-__all__ = ["METHODS", "LearnedPolicy", "learn_policy", "preference_weights"]
+__all__ = ["METHODS", "LearnedPolicy", "learn_policy"]
 
 METHODS = (
     "greedy-tree",
@@ -60,33 +61,15 @@ METHODS = (
     "guide-ope",
     "guide-explore-exploit",
 )
+# the learners fitted on the train split; guidance trees combine greedy-tree and no-hte-greedy
+_LEARNERS: dict[str, type[PolicyLearner]] = {
+    "greedy-tree": GreedyTreePolicyLearner,
+    "distill": DistillPolicyLearner,
+    "no-hte-greedy": NoHTEGreedyPolicyLearner,
+    "no-hte-iterative": NoHTEIterativePolicyLearner,
+}
+_GUIDE = {"guide-ope": "ope", "guide-explore-exploit": "explore_exploit"}
 _NEEDS_MODEL = {"greedy-tree", "distill", "guide-ope", "guide-explore-exploit"}
-
-
-def preference_weights(
-    data: ExperimentData, preferences: Mapping[str, float] | None = None
-) -> np.ndarray:
-    """Signed weights from non-negative preferences per outcome name, shape (n_outcomes,).
-
-    ``w_j = +p_j`` for maximized outcomes and ``-p_j`` for minimized ones (as
-    ``LinearUtilityPolicy.from_preferences``). ``None`` or an empty mapping: preference 1 for
-    every outcome; otherwise outcomes not named get 0.
-    """
-    if not preferences:
-        return data.signs.astype(float)
-    unknown = [o for o in preferences if o not in data.outcomes]
-    if unknown:
-        raise ConfigurationError(
-            f"weight(s) for unknown outcome(s) {unknown}; expected names from {list(data.outcomes)}"
-        )
-    p = np.array([float(preferences.get(o, 0.0)) for o in data.outcomes])
-    if (p < 0).any() or not np.isfinite(p).all():
-        raise ConfigurationError(
-            f"preferences must be finite and non-negative; got {dict(preferences)}"
-        )
-    if not p.any():
-        raise ConfigurationError("at least one outcome needs a positive weight")
-    return data.signs * p
 
 
 @dataclass(frozen=True, eq=False)
@@ -141,7 +124,7 @@ def learn_policy(
     Args:
         data: the whole logged experiment.
         method: one of :data:`METHODS`.
-        outcome_weights: signed raw-scale weight per outcome (see :func:`preference_weights`);
+        outcome_weights: signed raw-scale weight per outcome (see ``preference_weights``);
             may be omitted for one outcome.
         max_depth: depth of the trees (the guidance split adds one level).
         min_segment_size: fewest training units per segment (count or fraction).
@@ -151,9 +134,6 @@ def learn_policy(
         learner, n_folds: the CATE model fitted otherwise (see ``fit_effects``).
         random_state: seed of the split, the model and the learners.
     """
-    from pex_tuner.effects import fit_effects
-    from pex_tuner.ope import evaluate_assignments
-
     if method not in METHODS:
         raise ConfigurationError(
             f"The 'method' parameter must be one of {list(METHODS)}. Got {method!r} instead."
@@ -173,91 +153,63 @@ def learn_policy(
         model = fit_effects(
             train, learner=learner, n_folds=n_folds, random_state=random_state, progress=False
         )
-    common = {"max_depth": max_depth, "min_segment_size": min_segment_size}
-
-    def greedy_hte() -> TreePolicy:
-        rewards = policy_rewards(model.predict(train), w)
-        return (
-            GreedyTreePolicyLearner(**common, random_state=random_state)
-            .fit(train.features, rewards, arms=data.arms, schema=data.schema)
-            .policy_
-        )
-
-    def no_hte(cls: type) -> TreePolicy:
-        return cls(**common, outcome_weights=w, random_state=random_state).fit(train).policy_
-
-    if method == "greedy-tree":
-        policy = greedy_hte()
-    elif method == "distill":
-        black_box = LinearUtilityPolicy(
-            weights=tuple(w), biases=(0.0,) * data.n_arms, arms=data.arms, outcomes=data.outcomes
-        )
-        policy = (
-            DistillPolicyLearner(**common, random_state=random_state)
-            .fit(
-                train.features,
-                black_box.assign_index(model.predict(train)),
-                schema=data.schema,
-                arms=data.arms,
-                outcomes=data.outcomes,
-            )
-            .policy_
-        )
-    elif method == "no-hte-greedy":
-        policy = no_hte(NoHTEGreedyPolicyLearner)
-    elif method == "no-hte-iterative":
-        policy = no_hte(NoHTEIterativePolicyLearner)
-    else:
-        inputs = [greedy_hte(), no_hte(NoHTEGreedyPolicyLearner)]
-        policy = (
-            GuidanceTreeLearner(
-                method="ope" if method == "guide-ope" else "explore_exploit",
-                outcome_weights=w,
-                random_state=random_state,
-            )
-            .fit(inputs, val, model.predict(val, out_of_fold="never"))
-            .policy_
-        )
-    policy = TreePolicy(
-        segments=policy.segments,
-        default_arm=policy.default_arm,
-        arms=policy.arms,
-        features=policy.features,
-        feature_kinds=policy.feature_kinds,
-        outcomes=data.outcomes,
-        name=method,
-    )
-    labels = np.asarray(data.arms, dtype=object)
+    params = {
+        "max_depth": max_depth,
+        "min_segment_size": min_segment_size,
+        "outcome_weights": w,
+        "random_state": random_state,
+    }
+    pred_train = model.predict(train) if method in _NEEDS_MODEL else None
     pred_val = None if model is None else model.predict(val, out_of_fold="never")
+    if method in _GUIDE:
+        inputs = [
+            _LEARNERS[m](**params).fit(train, pred_train).policy_
+            for m in ("greedy-tree", "no-hte-greedy")
+        ]
+        guide = GuidanceTreeLearner(
+            policies=inputs, method=_GUIDE[method], outcome_weights=w, random_state=random_state
+        )
+        policy = guide.fit(val, pred_val).policy_
+    else:
+        policy = _LEARNERS[method](**params).fit(train, pred_train).policy_
+    policy = dataclasses.replace(policy, outcomes=data.outcomes, name=method)
+    return LearnedPolicy(
+        policy=policy,
+        method=method,
+        outcome_weights=w,
+        evaluation=_evaluate(val, policy, method, pred_val, w),
+        indices=indices,
+        model=model,
+    )
+
+
+def _evaluate(
+    val: ExperimentData, policy: TreePolicy, method: str, pred_val: Any, w: np.ndarray
+) -> PolicyEvaluation:
+    """OPE on the validation units of the policy, assign-all-control and the best single arm
+    (by the model's ATE, else by differences in means): DR with a model, SNIPS without."""
     ate = (
         pred_val.ate @ w
         if pred_val is not None
         else np.array(
             [
                 (val.Y[val.treatment == k] @ w).mean() - (val.Y[val.treatment == 0] @ w).mean()
-                for k in range(data.n_arms)
+                for k in range(val.n_arms)
             ]
         )
     )
     best = int(np.argmax(ate))
+    labels = np.asarray(val.arms, dtype=object)
     n_val = val.n_units
     assignments = {
         method: labels[policy.assign_data(val)],
-        f"all:{data.arms[0]}": np.full(n_val, data.arms[0], dtype=object),
+        f"all:{val.arms[0]}": np.full(n_val, val.arms[0], dtype=object),
     }
     if best != 0:
-        assignments[f"all:{data.arms[best]}"] = np.full(n_val, data.arms[best], dtype=object)
-    evaluation = evaluate_assignments(
+        assignments[f"all:{val.arms[best]}"] = np.full(n_val, val.arms[best], dtype=object)
+    return evaluate_assignments(
         val,
         assignments,
         predictions=pred_val,
         estimator="dr" if pred_val is not None else "snips",
-    )
-    return LearnedPolicy(
-        policy=policy,
-        method=method,
-        outcome_weights=w,
-        evaluation=evaluation,
-        indices=indices,
-        model=model,
     )
