@@ -15,7 +15,6 @@ traffic instead of calling the simulator.
 from __future__ import annotations
 
 import argparse
-import hashlib
 import json
 import os
 import time
@@ -24,6 +23,7 @@ from pathlib import Path
 import httpx
 
 from pex_tuner.datasets import OnlineSimulator
+from pex_tuner.files import atomic_write_bytes, sha256_bytes
 from pex_tuner.policies import PolicyArtifact
 
 
@@ -33,12 +33,9 @@ def fetch_model(client: httpx.Client, model: dict, cache: Path) -> Path:
     path = folder / model["file"]
     if not path.exists():
         data = client.get(model["url"]).raise_for_status().content
-        if hashlib.sha256(data).hexdigest() != model["sha256"]:
+        if sha256_bytes(data) != model["sha256"]:
             raise RuntimeError(f"model download from {model['url']} failed its SHA-256 check")
-        folder.mkdir(parents=True, exist_ok=True)
-        tmp = path.with_name(f".{path.name}.tmp")
-        tmp.write_bytes(data)
-        tmp.replace(path)
+        atomic_write_bytes(path, data)  # a unique temp file, then rename
         print(f"model     downloaded {len(data)} bytes -> {path}")
     return folder
 

@@ -12,7 +12,14 @@ from scipy import stats
 
 from pex_tuner.datasets import OnlineSimulator, make_synthetic
 from pex_tuner.errors import ConfigurationError, InputDataError
-from pex_tuner.launch import LaunchedPolicy, backtest, hash_uniforms, launch_policy
+from pex_tuner.launch import (
+    HOLDOUT_RANGE,
+    LaunchedPolicy,
+    backtest,
+    hash_uniforms,
+    launch_document,
+    launch_policy,
+)
 from pex_tuner.plotting import plot_backtest
 from pex_tuner.policies import LinearUtilityPolicy, PolicyArtifact, write_artifact
 
@@ -203,6 +210,44 @@ def test_launch_file_errors(launched, tmp_path):
         LaunchedPolicy.load(tmp_path / "old.json")
     with pytest.raises(ConfigurationError, match="'salt' must be a non-empty string"):
         LaunchedPolicy(artifact=launched.artifact, salt="")
+
+
+def test_embedded_launch_document_loads_like_a_saved_one(launched, units, assigned, tmp_path):
+    """One launch format: a document embedding its artifact (as the service writes it) and
+    one referencing the artifact by path (LaunchedPolicy.save) load to the same assignment."""
+    import shutil
+
+    art = launched.artifact
+    shutil.copy(art.path.parent / art.document["model"]["file"], tmp_path)
+    doc = launch_document(
+        run_id="r",
+        trial_id=3,
+        holdout=launched.holdout,
+        salt=launched.salt,
+        arms=list(launched.arms),
+        policy_artifact=art.document,
+    )
+    (tmp_path / "served.json").write_text(json.dumps(doc))
+    served = LaunchedPolicy.load(tmp_path / "served.json")
+    pd.testing.assert_frame_equal(served.assign(units), assigned)
+    saved = LaunchedPolicy.load(launched.save(tmp_path / "saved" / "launch.json"))
+    pd.testing.assert_frame_equal(saved.assign(units), assigned)
+
+
+def test_launch_document_errors(launched, tmp_path):
+    assert HOLDOUT_RANGE == (0.02, 0.05)
+    with pytest.raises(ConfigurationError, match="exactly one of 'policy' and 'policy_artifact'"):
+        launch_document(holdout=0.05, salt="s", arms=["a", "b"])
+    with pytest.raises(ConfigurationError, match="'holdout' must be a fraction between"):
+        launch_document(holdout=0.2, salt="s", arms=["a", "b"], policy="p.json")
+    (tmp_path / "bare.json").write_text('{"format": "pex-tuner-launch", "version": 1}')
+    with pytest.raises(InputDataError, match=r"lacks field\(s\) \['holdout', 'salt', 'policy'\]"):
+        LaunchedPolicy.load(tmp_path / "bare.json")
+    doc = launched.to_dict() | {"policy_artifact": {"format": "other"}}
+    del doc["policy"]
+    (tmp_path / "odd.json").write_text(json.dumps(doc))
+    with pytest.raises(InputDataError, match="embeds a 'policy_artifact' that is not"):
+        LaunchedPolicy.load(tmp_path / "odd.json")
 
 
 # ---------------------------------------------------------------------------- backtest

@@ -152,9 +152,35 @@ def _protocol(client, service, offline_dir):
     return run_id
 
 
+def _check_launch_document_loads(client, run_id, folder):
+    """The service's launch document, saved beside its model file, loads with
+    LaunchedPolicy.load and assigns like the artifact launched by hand with the same salt."""
+    import json
+
+    import pandas as pd
+
+    from pex_tuner.datasets import make_synthetic
+    from pex_tuner.launch import LaunchedPolicy, launch_policy
+    from pex_tuner.workflows.online_demo import save_served_artifact
+
+    doc = client.get(f"/v1/runs/{run_id}", headers=AUTH).json()["launch"]
+    art = save_served_artifact(client, AUTH, doc["policy_artifact"], folder)
+    (folder / "launch.json").write_text(json.dumps(doc))
+    from_service = LaunchedPolicy.load(folder / "launch.json")
+    by_hand = launch_policy(art, holdout=doc["holdout"], salt=doc["salt"])
+    assert from_service.arms == tuple(doc["arms"]) and from_service.salt == doc["salt"]
+    units = make_synthetic(500, random_state=1).data.to_frame()
+    pd.testing.assert_frame_equal(from_service.assign(units), by_hand.assign(units))
+    # saved again, the embedded policy stays embedded and loads the same way
+    again = LaunchedPolicy.load(from_service.save(folder / "again.json"))
+    assert "policy_artifact" in json.loads((folder / "again.json").read_text())
+    pd.testing.assert_frame_equal(again.assign(units), by_hand.assign(units))
+
+
 def test_protocol_sqlite(tmp_path, offline_dir):
     client, service = _client(f"sqlite:///{tmp_path / 'svc.db'}")
     run_id = _protocol(client, service, offline_dir)
+    _check_launch_document_loads(client, run_id, tmp_path / "launch")
     # a fresh app on the same database sees the same run (state comes from the database)
     client2, _ = _client(f"sqlite:///{tmp_path / 'svc.db'}")
     run = client2.get(f"/v1/runs/{run_id}", headers=AUTH).json()

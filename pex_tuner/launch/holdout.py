@@ -24,11 +24,8 @@ purposes. Ids are hashed as ``str(value)``, so the integer ``7`` and the string 
 same unit, but the float ``7.0`` is not. Hashing runs a Python loop over hashlib, about 0.07 s
 per 100,000 units.
 
-A launch is saved as a small JSON document beside (or near) its policy artifact::
-
-    {"format": "pex-tuner-launch", "version": 1, "holdout": 0.05, "salt": "9f2c...",
-     "policy": "policies/trial_12.json",   # relative to the launch file's folder
-     "arms": [...], "created_at": "2024-05-01T12:00:00+00:00"}
+A launch is saved as a small JSON document beside (or near) its policy artifact; the format,
+and the 2-5% bounds of the holdout, belong to :mod:`pex_tuner.launch.document`.
 """
 
 from __future__ import annotations
@@ -46,18 +43,16 @@ import numpy as np
 import pandas as pd
 
 from pex_tuner.errors import ConfigurationError, InputDataError
+from pex_tuner.launch.document import (
+    check_holdout,
+    is_launch_file,
+    launch_document,
+    load_launch_artifact,
+    read_launch_document,
+)
 
-__all__ = [
-    "HOLDOUT_RANGE",
-    "LAUNCH_FORMAT",
-    "LaunchedPolicy",
-    "hash_uniforms",
-    "launch_policy",
-]
+__all__ = ["HOLDOUT_GROUP", "POLICY_GROUP", "LaunchedPolicy", "hash_uniforms", "launch_policy"]
 
-LAUNCH_FORMAT = "pex-tuner-launch"
-LAUNCH_VERSION = 1
-HOLDOUT_RANGE = (0.02, 0.05)
 POLICY_GROUP = "policy"
 HOLDOUT_GROUP = "holdout"
 _TWO_53 = float(2**53)
@@ -80,20 +75,6 @@ def hash_uniforms(ids: Any, salt: str) -> np.ndarray:
     words = np.frombuffer(digests, dtype=">u8").reshape(-1, 2)
     # the top 53 bits of each word give a uniform double in [0, 1)
     return (words >> np.uint64(11)).astype(np.float64) / _TWO_53
-
-
-def _check_holdout(holdout: Any) -> float:
-    lo, hi = HOLDOUT_RANGE
-    try:
-        h = float(holdout)
-    except (TypeError, ValueError):
-        h = float("nan")
-    if not lo <= h <= hi:
-        raise ConfigurationError(
-            f"'holdout' must be a fraction between {lo} and {hi} (2% to 5% of traffic); got "
-            f"{holdout!r}"
-        )
-    return h
 
 
 def _unit_ids(frame: pd.DataFrame, unit_id: str) -> pd.Series:
@@ -140,7 +121,7 @@ class LaunchedPolicy:
     created_at: str = field(default_factory=lambda: datetime.now(UTC).isoformat(timespec="seconds"))
 
     def __post_init__(self) -> None:
-        object.__setattr__(self, "holdout", _check_holdout(self.holdout))
+        object.__setattr__(self, "holdout", check_holdout(self.holdout))
         if not isinstance(self.salt, str) or not self.salt:
             raise ConfigurationError(f"'salt' must be a non-empty string; got {self.salt!r}")
         if not hasattr(self.artifact, "assign_index") or not hasattr(
@@ -158,6 +139,7 @@ class LaunchedPolicy:
 
     @property
     def n_arms(self) -> int:
+        """Number of arms K."""
         return len(self.arms)
 
     def propensity(self, arm_index: np.ndarray, policy_index: np.ndarray) -> np.ndarray:
@@ -206,25 +188,27 @@ class LaunchedPolicy:
 
     # ------------------------------------------------------------------ persistence
     def to_dict(self, *, relative_to: str | os.PathLike[str] | None = None) -> dict[str, Any]:
-        """The launch document; the policy path is made relative to ``relative_to`` if given."""
+        """The launch document; the policy path is made relative to ``relative_to`` if given.
+
+        A policy loaded embedded in a launch file stays embedded (``policy_artifact``)."""
         path = getattr(self.artifact, "path", None)
         if path is None:
             raise InputDataError(
                 "this launch's artifact has no 'path'; save the policy with write_artifact and "
                 "launch the loaded PolicyArtifact"
             )
-        policy_path = Path(path).resolve()
-        if relative_to is not None:
-            policy_path = Path(os.path.relpath(policy_path, Path(relative_to).resolve()))
-        return {
-            "format": LAUNCH_FORMAT,
-            "version": LAUNCH_VERSION,
+        fields: dict[str, Any] = {
             "holdout": self.holdout,
             "salt": self.salt,
-            "policy": policy_path.as_posix(),
             "arms": list(self.arms),
             "created_at": self.created_at,
         }
+        if is_launch_file(Path(path)):
+            return launch_document(**fields, policy_artifact=self.artifact.document)
+        policy_path = Path(path).resolve()
+        if relative_to is not None:
+            policy_path = Path(os.path.relpath(policy_path, Path(relative_to).resolve()))
+        return launch_document(**fields, policy=policy_path.as_posix())
 
     def save(self, path: str | os.PathLike[str]) -> Path:
         """Write the launch document to ``path`` atomically (temp file + rename).
@@ -232,25 +216,21 @@ class LaunchedPolicy:
         The policy artifact is referenced by its path relative to ``path``'s folder, so the two
         can move together.
         """
-        path = Path(path)
-        path.parent.mkdir(parents=True, exist_ok=True)
         from pex_tuner.files import atomic_write_text
 
+        path = Path(path)
+        path.parent.mkdir(parents=True, exist_ok=True)
         doc = self.to_dict(relative_to=path.parent)
         atomic_write_text(path, json.dumps(doc, indent=2))
         return path
 
     @classmethod
     def load(cls, path: str | os.PathLike[str]) -> LaunchedPolicy:
-        """Read a launch document and the policy artifact it references."""
-        from pex_tuner.policies.artifact import PolicyArtifact, read_document
-
+        """Read a launch document and its policy artifact (referenced by path, or embedded, as
+        the service's launch endpoint writes it; see :mod:`pex_tuner.launch.document`)."""
         path = Path(path)
-        doc = read_document(path, LAUNCH_FORMAT, LAUNCH_VERSION, "launch file")
-        missing = [k for k in ("holdout", "salt", "policy") if k not in doc]
-        if missing:
-            raise InputDataError(f"launch file '{path}' lacks field(s) {missing}")
-        artifact = PolicyArtifact.load(path.parent / doc["policy"])
+        doc = read_launch_document(path)
+        artifact = load_launch_artifact(path, doc)
         extra = {"created_at": str(doc["created_at"])} if doc.get("created_at") else {}
         launched = cls(artifact=artifact, holdout=doc["holdout"], salt=doc["salt"], **extra)
         if "arms" in doc and list(doc["arms"]) != list(launched.arms):

@@ -27,6 +27,8 @@ from typing import Any
 
 import sqlalchemy as sa
 
+from pex_tuner.db import open_engine
+
 __all__ = ["DEFAULT_URL", "Store"]
 
 DEFAULT_URL = "sqlite:///pex_tuner_service.db"
@@ -110,12 +112,11 @@ class Store:
 
     def __init__(self, url: str = DEFAULT_URL) -> None:
         self.url = url
-        from pex_tuner.db import open_engine
-
         self.engine = open_engine(url, concurrent=True)
         metadata.create_all(self.engine)
 
     def dispose(self) -> None:
+        """Close the engine's connections."""
         self.engine.dispose()
 
     # ------------------------------------------------------------------ runs
@@ -149,6 +150,7 @@ class Store:
                 conn.execute(trials.insert(), rows)
 
     def get_run(self, run_id: str) -> dict[str, Any] | None:
+        """The run's row (config and launch decoded), or None if there is no such run."""
         with self.engine.connect() as conn:
             row = conn.execute(sa.select(runs).where(runs.c.run_id == run_id)).first()
         if row is None:
@@ -161,24 +163,22 @@ class Store:
             "launch": None if row.launch is None else json.loads(row.launch),
         }
 
-    def list_runs(self) -> list[str]:
-        with self.engine.connect() as conn:
-            rows = conn.execute(sa.select(runs.c.run_id).order_by(runs.c.created_at))
-            return [r.run_id for r in rows]
-
     def set_launch(self, run_id: str, launch: dict[str, Any]) -> None:
+        """Record the run's launch document."""
         with self.engine.begin() as conn:
             conn.execute(
                 runs.update().where(runs.c.run_id == run_id).values(launch=json.dumps(launch))
             )
 
     def model_bytes(self, sha256: str) -> bytes | None:
+        """The stored model file with this SHA-256, or None."""
         with self.engine.connect() as conn:
             row = conn.execute(sa.select(models.c.data).where(models.c.sha256 == sha256)).first()
         return None if row is None else bytes(row.data)
 
     # ------------------------------------------------------------------ trials
     def trials(self, run_id: str) -> list[dict[str, Any]]:
+        """The run's trial records, by trial id."""
         with self.engine.connect() as conn:
             rows = conn.execute(
                 sa.select(trials).where(trials.c.run_id == run_id).order_by(trials.c.trial_id)
@@ -186,6 +186,7 @@ class Store:
             return [_trial_record(r) for r in rows]
 
     def add_trials(self, run_id: str, records: Iterable[dict[str, Any]]) -> None:
+        """Insert newly generated trials."""
         now = time.time()
         rows = [_trial_row(run_id, t, now) for t in records]
         if rows:
@@ -212,6 +213,7 @@ class Store:
         return got
 
     def set_status(self, run_id: str, trial_id: int, status: str) -> None:
+        """Set a trial's status."""
         with self.engine.begin() as conn:
             conn.execute(
                 trials.update()
@@ -221,6 +223,7 @@ class Store:
 
     # ------------------------------------------------------------------ reports
     def find_report(self, run_id: str, key: str) -> dict[str, Any] | None:
+        """The report stored under an Idempotency-Key (trial, body hash, response), or None."""
         with self.engine.connect() as conn:
             row = conn.execute(
                 sa.select(reports).where(
@@ -263,8 +266,3 @@ class Store:
                     received_at=now,
                 )
             )
-
-    def reports(self, run_id: str) -> list[dict[str, Any]]:
-        with self.engine.connect() as conn:
-            rows = conn.execute(sa.select(reports).where(reports.c.run_id == run_id))
-            return [{"idempotency_key": r.idempotency_key, "trial_id": r.trial_id} for r in rows]
