@@ -74,6 +74,23 @@ def test_evaluate_command_on_a_csv(tmp_path, capsys):
     assert code == 0
     out = capsys.readouterr().out
     assert "engagement (max)" in out and "all:arm_1" in out and "(true" not in out
+    # the same report from Python: the workflow the command calls
+    from pex_tuner.data import ExperimentData
+    from pex_tuner.workflows.ope_report import ope_report
+
+    data = ExperimentData.from_file(
+        path,
+        treatment="arm",
+        control="control",
+        outcomes={"engagement": "max", "retention": "max"},
+        features=["x0", "x1", "x2", "platform"],
+    )
+    report = ope_report(data)
+    assert set(report.policies) == set(report.table["policy"]) and report.truth is None
+    timing = "-learner fitted on train in"
+    assert [x for x in report.text().splitlines() if timing not in x] == [
+        x for x in out.rstrip("\n").splitlines() if timing not in x
+    ]
 
 
 def test_bad_input_gives_a_clear_error(tmp_path, capsys):

@@ -23,6 +23,7 @@ The generating process (all seeded by ``random_state``):
 from __future__ import annotations
 
 from collections.abc import Sequence
+from typing import NamedTuple
 
 import numpy as np
 import pandas as pd
@@ -73,6 +74,55 @@ def make_synthetic(
         ExperimentWithTruth with ``potential_outcomes`` of shape (n_units, n_arms, n_outcomes)
         and ``long_term`` of shape (n_units, n_arms) (or None).
     """
+    probs = _check_arguments(
+        n_units, n_treatments, n_outcomes, n_features, heterogeneity, noise, arm_probabilities
+    )
+    n_arms, d = n_treatments + 1, n_features - 1
+    rng = np.random.default_rng(random_state)
+    Xn = rng.standard_normal((n_units, d))
+    platform = rng.choice(len(_PLATFORMS), size=n_units, p=[0.45, 0.35, 0.20])
+    W = rng.choice(n_arms, size=n_units, p=probs)
+    design = _draw_design(design_seed, n_arms, d, n_outcomes)
+
+    h = float(heterogeneity)
+    k = np.arange(n_arms, dtype=float)  # 0 for control
+    tau = _effects(Xn, platform, design, h, n_outcomes)
+    mu = _baseline_means(Xn, platform, n_outcomes)[:, None, :] + tau
+    Y = mu[np.arange(n_units), W, :] + noise * rng.standard_normal((n_units, n_outcomes))
+
+    lt = None
+    if long_term:
+        lt_tau = (
+            0.5 * tau[:, :, 0]
+            + 1.5 * tau[:, :, 1]
+            + h * 0.1 * k * np.tanh(Xn @ design.long_term)[:, None]
+        )
+        lt_tau[:, 0] = 0.0
+        lt = 1.0 + 0.2 * Xn[:, [0]] + lt_tau
+
+    arms = ["control", *[f"arm_{i}" for i in range(1, n_arms)]]
+    data = _logged_experiment(Xn, platform, W, Y, probs, arms)
+    # ExperimentData orders arms control-first then sorted; arm_1..arm_T sort naturally for
+    # T < 10, but reorder the truth by name to be safe.
+    order = [arms.index(a) for a in data.arms]
+    return ExperimentWithTruth(
+        data=data,
+        potential_outcomes=np.ascontiguousarray(mu[:, order, :]),
+        long_term=None if lt is None else np.ascontiguousarray(lt[:, order]),
+        name="synthetic",
+    )
+
+
+def _check_arguments(
+    n_units: int,
+    n_treatments: int,
+    n_outcomes: int,
+    n_features: int,
+    heterogeneity: float,
+    noise: float,
+    arm_probabilities: Sequence[float] | None,
+) -> np.ndarray:
+    """Check make_synthetic's arguments; returns the arm probabilities, shape (n_arms,)."""
     if n_units < 10:
         raise ConfigurationError(f"'n_units' must be at least 10; got {n_units}")
     if n_treatments < 1:
@@ -87,23 +137,34 @@ def make_synthetic(
         raise ConfigurationError(f"'noise' must be > 0; got {noise}")
     n_arms = n_treatments + 1
     if arm_probabilities is None:
-        probs = np.full(n_arms, 1.0 / n_arms)
-    else:
-        probs = np.asarray(arm_probabilities, dtype=float)
-        if probs.shape != (n_arms,) or (probs <= 0).any() or not np.isclose(probs.sum(), 1.0):
-            raise ConfigurationError(
-                f"'arm_probabilities' must be {n_arms} positive numbers summing to 1; got "
-                f"{list(probs)}"
-            )
+        return np.full(n_arms, 1.0 / n_arms)
+    probs = np.asarray(arm_probabilities, dtype=float)
+    if probs.shape != (n_arms,) or (probs <= 0).any() or not np.isclose(probs.sum(), 1.0):
+        raise ConfigurationError(
+            f"'arm_probabilities' must be {n_arms} positive numbers summing to 1; got {list(probs)}"
+        )
+    return probs
 
-    rng = np.random.default_rng(random_state)
-    d = n_features - 1
-    Xn = rng.standard_normal((n_units, d))
-    platform = rng.choice(len(_PLATFORMS), size=n_units, p=[0.45, 0.35, 0.20])
-    W = rng.choice(n_arms, size=n_units, p=probs)
 
-    # Arm-specific directions and platform shifts, from their own seed: the same design at
-    # every sample size, heterogeneity level and random_state.
+class _Design(NamedTuple):
+    """The effect structure, drawn from ``design_seed`` alone.
+
+    Attributes:
+        directions: arm directions v_k, shape (n_arms, d), unit norm.
+        shifts: platform shifts c_k, shape (n_arms, n_platforms).
+        extra: directions of the extra outcomes' effects, shape (n_outcomes - 3, n_arms, d).
+        long_term: direction of the long-term outcome's own heterogeneity, shape (d,).
+    """
+
+    directions: np.ndarray
+    shifts: np.ndarray
+    extra: np.ndarray
+    long_term: np.ndarray
+
+
+def _draw_design(design_seed: int, n_arms: int, d: int, n_outcomes: int) -> _Design:
+    """Arm-specific directions and platform shifts, from their own seed: the same design at
+    every sample size, heterogeneity level and random_state."""
     design = np.random.default_rng(design_seed)
     V = design.standard_normal((n_arms, d))
     V[:, 2:] *= 0.3  # the first two features carry most of the heterogeneity
@@ -111,21 +172,31 @@ def make_synthetic(
     C = design.normal(0.0, 0.5, size=(n_arms, len(_PLATFORMS)))
     extra_dirs = design.standard_normal((max(n_outcomes - 3, 0), n_arms, d)) / np.sqrt(d)
     lt_dir = design.standard_normal(d) / np.sqrt(d)
+    return _Design(V, C, extra_dirs, lt_dir)
 
-    h = float(heterogeneity)
-    k = np.arange(n_arms, dtype=float)  # 0 for control
-    # baseline (control) means
-    base = np.empty((n_units, n_outcomes))
+
+def _baseline_means(Xn: np.ndarray, platform: np.ndarray, n_outcomes: int) -> np.ndarray:
+    """Control-arm mean outcomes, shape (n_units, n_outcomes)."""
+    d = Xn.shape[1]
+    base = np.empty((len(Xn), n_outcomes))
     base[:, 0] = 2.0 + 0.5 * Xn[:, 0] + 0.3 * np.sin(Xn[:, 1]) + 0.2 * (platform == 1)
     base[:, 1] = 1.0 + 0.3 * Xn[:, 1] - 0.2 * (platform == 2)
     if n_outcomes > 2:
         base[:, 2] = 1.0 + 0.2 * np.abs(Xn[:, 0])
     for j in range(3, n_outcomes):
         base[:, j] = 0.5 * np.tanh(Xn[:, j % d])
+    return base
 
+
+def _effects(
+    Xn: np.ndarray, platform: np.ndarray, design: _Design, h: float, n_outcomes: int
+) -> np.ndarray:
+    """True effects vs control, shape (n_units, n_arms, n_outcomes); zero for control."""
+    n_arms = len(design.directions)
+    k = np.arange(n_arms, dtype=float)  # 0 for control
     # arm scores s_k(x): shape (n_units, n_arms)
-    S = Xn @ V.T + C[:, platform].T
-    tau = np.zeros((n_units, n_arms, n_outcomes))
+    S = Xn @ design.directions.T + design.shifts[:, platform].T
+    tau = np.zeros((len(Xn), n_arms, n_outcomes))
     # ramp the average effects with the arm index: later arms are bolder
     ate_goal = 0.10 * k
     ate_guard = 0.08 - 0.02 * k
@@ -135,34 +206,33 @@ def make_synthetic(
         tau[:, :, 2] = -0.1 + 0.4 * _relu(tau[:, :, 0])
     for j in range(3, n_outcomes):
         tau[:, :, j] = 0.05 * k * np.sign(np.sin(k + j)) + h * 0.3 * np.tanh(
-            Xn @ extra_dirs[j - 3].T
+            Xn @ design.extra[j - 3].T
         )
     tau[:, 0, :] = 0.0
-    mu = base[:, None, :] + tau
+    return tau
 
-    rows = np.arange(n_units)
-    Y = mu[rows, W, :] + noise * rng.standard_normal((n_units, n_outcomes))
 
-    lt = None
-    if long_term:
-        lt_tau = (
-            0.5 * tau[:, :, 0] + 1.5 * tau[:, :, 1] + h * 0.1 * k * np.tanh(Xn @ lt_dir)[:, None]
-        )
-        lt_tau[:, 0] = 0.0
-        lt = 1.0 + 0.2 * Xn[:, [0]] + lt_tau
-
-    arms = ["control", *[f"arm_{i}" for i in range(1, n_arms)]]
+def _logged_experiment(
+    Xn: np.ndarray,
+    platform: np.ndarray,
+    W: np.ndarray,
+    Y: np.ndarray,
+    probs: np.ndarray,
+    arms: list[str],
+) -> ExperimentData:
+    """The logged frame (unit_id, x0.., platform, arm, outcomes, propensity), validated."""
+    n_outcomes = Y.shape[1]
     outcomes = [*_OUTCOMES[: min(n_outcomes, 3)]] + [
         (f"metric_{j + 1}", "max") for j in range(3, n_outcomes)
     ]
-    frame = pd.DataFrame(Xn, columns=[f"x{i}" for i in range(d)])
+    frame = pd.DataFrame(Xn, columns=[f"x{i}" for i in range(Xn.shape[1])])
     frame["platform"] = np.asarray(_PLATFORMS, dtype=object)[platform]
     frame["arm"] = np.asarray(arms, dtype=object)[W]
     for j, (name, _) in enumerate(outcomes):
         frame[name] = Y[:, j]
     frame["propensity"] = probs[W]
-    frame.insert(0, "unit_id", np.arange(n_units))
-    data = ExperimentData.from_frame(
+    frame.insert(0, "unit_id", np.arange(len(Xn)))
+    return ExperimentData.from_frame(
         frame,
         treatment="arm",
         control="control",
@@ -170,13 +240,4 @@ def make_synthetic(
         propensity="propensity",
         unit_id="unit_id",
         arms=arms,
-    )
-    # ExperimentData orders arms control-first then sorted; arm_1..arm_T sort naturally for
-    # T < 10, but reorder the truth by name to be safe.
-    order = [arms.index(a) for a in data.arms]
-    return ExperimentWithTruth(
-        data=data,
-        potential_outcomes=np.ascontiguousarray(mu[:, order, :]),
-        long_term=None if lt is None else np.ascontiguousarray(lt[:, order]),
-        name="synthetic",
     )

@@ -27,13 +27,14 @@ from sklearn.dummy import DummyClassifier
 from sklearn.linear_model import LogisticRegression
 from sklearn.model_selection import StratifiedKFold
 
+from pex_tuner.checks import Options, is_int, param_error, validate_params
 from pex_tuner.data import ExperimentData, _feature_matrix
 from pex_tuner.effects.predictions import EffectPredictions
 from pex_tuner.errors import ConfigurationError, InputDataError, NotFittedError
 from pex_tuner.progress import progress_bar
 from pex_tuner.schema import FeatureSchema
 
-__all__ = ["LEARNERS", "CateModel", "default_base_learner", "fit_effects"]
+__all__ = ["LEARNERS", "CateModel", "default_base_learner", "fingerprint", "fit_effects"]
 
 LEARNERS = ("t", "x", "s", "dr")
 
@@ -72,11 +73,25 @@ def default_base_learner(
     )
 
 
-def _fingerprint(X: np.ndarray, treatment: np.ndarray) -> str:
+def fingerprint(X: np.ndarray, treatment: np.ndarray) -> str:
+    """Hash of the units a model was fitted on: features and arms, not outcomes.
+
+    Args:
+        X: encoded features, ndarray of shape (n_units, n_encoded).
+        treatment: arm index of each unit, int ndarray of shape (n_units,).
+
+    Returns:
+        32 hex digits (BLAKE2b, 16 bytes); :meth:`CateModel.predict` compares it to find the
+        training units, whose out-of-fold predictions it then returns.
+    """
     h = hashlib.blake2b(digest_size=16)
     h.update(np.ascontiguousarray(X).tobytes())
     h.update(np.ascontiguousarray(treatment).tobytes())
     return h.hexdigest()
+
+
+# the old private name, until pex_tuner.tuning imports ``fingerprint``
+_fingerprint = fingerprint
 
 
 class CateModel:
@@ -112,15 +127,9 @@ class CateModel:
 
     # ------------------------------------------------------------------ fitting
     def _check_params(self, data: ExperimentData) -> None:
-        if self.learner not in LEARNERS:
-            raise ConfigurationError(
-                f"The 'learner' parameter must be one of {list(LEARNERS)}. "
-                f"Got {self.learner!r} instead."
-            )
-        if not isinstance(self.n_folds, int | np.integer) or self.n_folds < 2:
-            raise ConfigurationError(
-                f"The 'n_folds' parameter must be an integer >= 2. Got {self.n_folds!r} instead."
-            )
+        validate_params({"learner": self.learner}, {"learner": [Options(LEARNERS)]})
+        if not is_int(self.n_folds) or self.n_folds < 2:
+            raise param_error("n_folds", "an integer >= 2", self.n_folds)
         if self.base_learner is not None and not (
             hasattr(self.base_learner, "fit") and hasattr(self.base_learner, "predict")
         ):
@@ -232,7 +241,7 @@ class CateModel:
         self.n_features_in_ = data.X.shape[1]
         self.fold_models_ = fold_models
         self.folds_ = folds
-        self.train_fingerprint_ = _fingerprint(data.X, data.treatment)
+        self.train_fingerprint_ = fingerprint(data.X, data.treatment)
         self.oof_predictions_ = EffectPredictions(
             tau=tau,
             mu=mu0[:, None, :] + tau,
@@ -295,7 +304,7 @@ class CateModel:
             out_of_fold == "auto"
             and isinstance(units, ExperimentData)
             and units.n_units == self.oof_predictions_.n_units
-            and _fingerprint(units.X, units.treatment) == self.train_fingerprint_
+            and fingerprint(units.X, units.treatment) == self.train_fingerprint_
         ):
             return self.oof_predictions_
         X = _feature_matrix(units, self.schema_, fitted="the model was")

@@ -21,23 +21,19 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
+from pex_tuner.data import validation
+from pex_tuner.data.validation import DIRECTIONS
 from pex_tuner.errors import ConfigurationError, InputDataError
 from pex_tuner.files import read_table
-from pex_tuner.schema import FeatureSchema, missing_values_message
+from pex_tuner.schema import FeatureSchema
 
 __all__ = ["DIRECTIONS", "DataSplit", "ExperimentData"]
-
-DIRECTIONS = ("max", "min")
 
 
 def _readonly(a: np.ndarray) -> np.ndarray:
     a = np.ascontiguousarray(a)
     a.setflags(write=False)
     return a
-
-
-def _count_nonfinite(values: np.ndarray) -> int:
-    return int((~np.isfinite(values)).sum())
 
 
 @dataclass(frozen=True, eq=False)
@@ -159,169 +155,20 @@ class ExperimentData:
             InputDataError: anything wrong with the data (see the message).
             ConfigurationError: an outcome direction other than "max"/"min".
         """
-        if not isinstance(frame, pd.DataFrame):
-            raise InputDataError(f"expected a pandas DataFrame, got {type(frame).__name__}")
-        if not isinstance(outcomes, Mapping) or len(outcomes) == 0:
-            raise ConfigurationError(
-                "'outcomes' must be a non-empty mapping of outcome column to 'max' or 'min'"
-            )
-        for name, direction in outcomes.items():
-            if direction not in DIRECTIONS:
-                raise ConfigurationError(
-                    f"outcome '{name}' has direction {direction!r}; expected 'max' or 'min'"
-                )
-        if len(frame) == 0:
-            raise InputDataError(
-                "the experiment frame is empty (0 rows); expected at least one unit per arm"
-            )
-
-        # --- columns present, roles disjoint
-        roles: dict[str, str] = {treatment: "treatment"}
-        for name in outcomes:
-            if name in roles:
-                raise InputDataError(f"column '{name}' is used both as {roles[name]} and outcome")
-            roles[name] = "outcome"
-        for opt, role in ((propensity, "propensity"), (unit_id, "unit id")):
-            if opt is not None:
-                if opt in roles:
-                    raise InputDataError(f"column '{opt}' is used both as {roles[opt]} and {role}")
-                roles[opt] = role
-        if features is None:
-            feature_names = [str(c) for c in frame.columns if c not in roles]
-        else:
-            feature_names = list(features)
-            for name in feature_names:
-                if name in roles:
-                    raise InputDataError(
-                        f"column '{name}' is used both as {roles[name]} and feature"
-                    )
-            if len(set(feature_names)) != len(feature_names):
-                raise InputDataError(f"feature list has duplicates: {feature_names}")
-        wanted = [*roles, *feature_names]
-        missing = [c for c in wanted if c not in frame.columns]
-        if missing:
-            described = ", ".join(f"'{c}' ({roles.get(c, 'feature')})" for c in missing)
-            raise InputDataError(
-                f"missing column(s) {described}; the frame has columns {list(frame.columns)}"
-            )
-        if len(set(frame.columns)) != len(frame.columns):
-            dup = sorted({str(c) for c in frame.columns if list(frame.columns).count(c) > 1})
-            raise InputDataError(f"the frame has duplicate column names {dup}")
-
-        # --- treatment and arms
-        tcol = frame[treatment]
-        n_na = int(tcol.isna().sum())
-        if n_na:
-            raise InputDataError(
-                f"treatment column '{treatment}' has {n_na} missing value(s); every unit "
-                "needs the arm it received"
-            )
-        labels = tcol.astype(str).to_numpy()
-        present = sorted(set(labels))
-        declared: list[str] | None = None
-        if arms is not None:
-            declared = [str(a) for a in arms]
-        elif isinstance(tcol.dtype, pd.CategoricalDtype):
-            declared = [str(a) for a in tcol.cat.categories]
-        if declared is not None:
-            empty = [a for a in declared if a not in present]
-            if empty:
-                raise InputDataError(
-                    f"arm(s) {empty} of treatment column '{treatment}' have no units; every "
-                    "arm needs logged units (drop the arm from the design)"
-                )
-            unknown = [a for a in present if a not in declared]
-            if unknown:
-                raise InputDataError(
-                    f"treatment column '{treatment}' holds arm(s) {unknown} that are not in "
-                    f"the declared arms {declared}"
-                )
-        control_s = str(control)
-        if control_s not in present:
-            raise InputDataError(
-                f"control arm {control!r} does not occur in treatment column '{treatment}'; "
-                f"arms present: {present}"
-            )
-        if len(present) < 2:
-            raise InputDataError(
-                f"treatment column '{treatment}' has only one arm ({present[0]!r}); an "
-                "experiment needs at least two arms"
-            )
-        arm_tuple = (control_s, *[a for a in present if a != control_s])
-        lookup = {a: i for i, a in enumerate(arm_tuple)}
-        treat_idx = np.fromiter((lookup[v] for v in labels), dtype=np.int64, count=len(labels))
-
-        # --- outcomes
-        ys: list[np.ndarray] = []
-        for name in outcomes:
-            col = frame[name]
-            if not pd.api.types.is_numeric_dtype(col.dtype) or isinstance(
-                col.dtype, pd.CategoricalDtype
-            ):
-                converted = pd.to_numeric(col, errors="coerce")
-                bad = col[converted.isna() & col.notna()]
-                example = f", e.g. {bad.iloc[0]!r}" if len(bad) else ""
-                raise InputDataError(
-                    f"outcome '{name}' must be numeric; got dtype {col.dtype}{example}"
-                )
-            y = col.to_numpy(dtype=np.float64, na_value=np.nan)
-            n_bad = _count_nonfinite(y)
-            if n_bad:
-                raise InputDataError(
-                    f"outcome '{name}' has {n_bad} NaN or infinite value(s); drop or impute "
-                    "them before fitting"
-                )
-            ys.append(y)
-        Y = np.column_stack(ys)
-
-        # --- features
-        feat_frame = frame[feature_names].copy()
-        schema = FeatureSchema.infer(feat_frame, feature_names)
-        for name, kind in zip(schema.names, schema.kinds, strict=True):
-            msg = missing_values_message(name, kind, feat_frame[name])
-            if msg:
-                raise InputDataError(msg + "; drop or impute them before fitting")
-        X = schema.encode(feat_frame, validate=False)
-        feat_frame = feat_frame.reset_index(drop=True)
-
-        # --- propensity
+        validation.check_arguments(frame, outcomes)
+        roles, feature_names = validation.column_roles(
+            frame, treatment, outcomes, features, propensity, unit_id
+        )
+        validation.check_columns_present(frame, roles, feature_names)
+        arm_tuple, treat_idx = validation.treatment_arms(frame[treatment], treatment, control, arms)
+        Y = validation.outcome_matrix(frame, outcomes)
+        feat_frame, schema, X = validation.encoded_features(frame, feature_names)
         if propensity is not None:
-            col = frame[propensity]
-            if not pd.api.types.is_numeric_dtype(col.dtype):
-                raise InputDataError(
-                    f"propensity column '{propensity}' must be numeric; got dtype {col.dtype}"
-                )
-            p = col.to_numpy(dtype=np.float64, na_value=np.nan)
-            n_bad = int((~np.isfinite(p) | (p <= 0) | (p > 1)).sum())
-            if n_bad:
-                raise InputDataError(
-                    f"propensity column '{propensity}' has {n_bad} value(s) outside (0, 1] "
-                    "(or NaN); expected the probability of the logged arm"
-                )
-            source = "logged"
+            p, source = validation.logged_propensity(frame[propensity], propensity), "logged"
         else:
             shares = np.bincount(treat_idx, minlength=len(arm_tuple)) / len(treat_idx)
-            p = shares[treat_idx]
-            source = "empirical"
-
-        # --- unit ids
-        ids = None
-        if unit_id is not None:
-            col = frame[unit_id]
-            n_na = int(col.isna().sum())
-            if n_na:
-                raise InputDataError(f"unit id column '{unit_id}' has {n_na} missing value(s)")
-            dup_mask = col.duplicated(keep=False)
-            if dup_mask.any():
-                n_dup = int(col.duplicated().sum())
-                example = col[dup_mask].iloc[0]
-                example = example.item() if hasattr(example, "item") else example
-                raise InputDataError(
-                    f"unit id column '{unit_id}' has {n_dup} duplicate id(s), e.g. {example!r}; "
-                    "expected one row per unit"
-                )
-            ids = col.to_numpy()
-
+            p, source = shares[treat_idx], "empirical"
+        ids = None if unit_id is None else validation.unit_ids(frame[unit_id], unit_id)
         return cls(
             features=feat_frame,
             schema=schema,
@@ -350,9 +197,7 @@ class ExperimentData:
     @classmethod
     def from_file(cls, path: str | Path, **kwargs: Any) -> ExperimentData:
         """Read a CSV (``.csv``, ``.csv.gz``) or Parquet (``.parquet``, ``.pq``) file."""
-        suffixes = "".join(Path(path).suffixes).lower()
-        kind = "parquet" if suffixes.endswith((".parquet", ".pq")) else "csv"
-        return cls.from_frame(read_table(path, kind), **kwargs)
+        return cls.from_frame(read_table(path), **kwargs)
 
     # ------------------------------------------------------------------ new units
     def encode(self, frame: pd.DataFrame) -> np.ndarray:
@@ -502,5 +347,7 @@ def _feature_matrix(
             f"encoded as {list(schema.encoded_names)}"
         )
     if not np.isfinite(X).all():
-        raise InputDataError(f"feature matrix has {_count_nonfinite(X)} NaN or infinite value(s)")
+        raise InputDataError(
+            f"feature matrix has {validation.count_nonfinite(X)} NaN or infinite value(s)"
+        )
     return X

@@ -1,0 +1,344 @@
+"""The offline tuning run (``pex-tuner tune``, phase 1b of ``pex-tuner demo``).
+
+Fit the CATE model and tune linear-utility policies (:class:`~pex_tuner.tuning.OfflineTuner`),
+optionally tune again without biases for the comparison plot, then write into one folder::
+
+    frontier.csv        the Pareto frontier: parameters, OPE values, arm shares, artifact paths
+    candidates.json     the online candidates (largest hypervolume subset) and the reference point
+    report.html         Pareto front, with/without-bias fronts, hypervolume traces, tables
+    policies/*.json     policy artifacts of the frontier and the candidates (+ effects.joblib)
+    tuner/              the saved tuner (resume it, or start the online phase from it)
+
+:func:`run_offline_tuning` does it all; the steps are public so a notebook can run them one by
+one: :func:`tune_policies`, :func:`frontier_table`, :func:`candidates_document`,
+:func:`write_offline_report`.
+"""
+
+from __future__ import annotations
+
+import json
+import time
+from collections.abc import Mapping
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import pandas as pd
+
+from pex_tuner.data import ExperimentData
+from pex_tuner.datasets import ExperimentWithTruth
+from pex_tuner.files import atomic_write, atomic_write_text
+from pex_tuner.tuning import OfflineTuner
+
+__all__ = [
+    "OfflineRun",
+    "TunedPolicies",
+    "candidates_document",
+    "frontier_table",
+    "run_offline_tuning",
+    "tune_policies",
+    "write_offline_report",
+]
+
+
+@dataclass(frozen=True, eq=False)
+class TunedPolicies:
+    """A tuned OfflineTuner, with its frontier and hypervolume trace per tuning run.
+
+    Attributes:
+        tuner: the tuner with biases (the one whose policies are written).
+        fronts: ``"with biases"`` (and ``"without biases"``) -> Pareto frontier table.
+        traces: the same keys -> hypervolume trace table.
+    """
+
+    tuner: OfflineTuner
+    fronts: dict[str, pd.DataFrame]
+    traces: dict[str, pd.DataFrame]
+
+    @property
+    def front(self) -> pd.DataFrame:
+        """The frontier of the tuner with biases."""
+        return self.fronts["with biases"]
+
+
+@dataclass(frozen=True, eq=False)
+class OfflineRun:
+    """What :func:`run_offline_tuning` wrote and found.
+
+    Attributes:
+        tuner: the tuned OfflineTuner (also saved in ``out/tuner``).
+        frontier: the table written to ``frontier.csv``, one row per frontier policy.
+        candidates: the online candidates, one row per policy.
+        seconds: wall time of the whole run.
+        out: the output folder.
+    """
+
+    tuner: OfflineTuner
+    frontier: pd.DataFrame
+    candidates: pd.DataFrame
+    seconds: float
+    out: Path
+
+    def summary(self) -> str:
+        """Frontier, candidates and the files written, as ``pex-tuner tune`` prints them."""
+        outs = list(self.tuner.data.outcomes)
+        front, cand, out = self.frontier, self.candidates, self.out
+        cols = ["policy_id", *outs] + [c for c in front.columns if c.endswith("_true_test")]
+        return "\n".join(
+            [
+                f"\nPareto frontier ({len(front)} policies; values on validation):",
+                front[cols].round(4).to_string(index=False),
+                f"\nOnline candidates (largest hypervolume subset of {len(cand)}):",
+                cand[["policy", *outs]].round(4).to_string(index=False),
+                f"\nWrote {out / 'frontier.csv'}, {out / 'candidates.json'}, "
+                f"{out / 'report.html'}, policy artifacts in {out / 'policies'}, and the saved "
+                f"tuner in {out / 'tuner'} ({self.seconds:.0f} s).",
+            ]
+        )
+
+
+def tune_policies(
+    data: ExperimentData,
+    *,
+    budget: int,
+    compare_no_bias: bool = True,
+    verbose: bool = True,
+    **tuner_options: Any,
+) -> TunedPolicies:
+    """Fit the CATE model, tune ``budget`` policies, and (optionally) tune again without biases.
+
+    Args:
+        data: the logged experiment.
+        budget: tuned policies to evaluate (per tuning run).
+        compare_no_bias: also tune policies without biases (sharing the CATE model), for the
+            comparison of fronts; skipped when the policy space has no biases anyway.
+        verbose: print the experiment and the fitted model's split and parameter bounds.
+        **tuner_options: keyword arguments of :class:`~pex_tuner.tuning.OfflineTuner`.
+    """
+    if verbose:
+        print(f"{data!r}", flush=True)
+    tuner = OfflineTuner(data, **tuner_options)
+    if verbose:
+        cfg, bounds = tuner.config, tuner.space.bounds().items()
+        print(
+            f"CATE model ({str(cfg['learner']).upper()}-learner) fitted on "
+            f"{len(tuner.split_indices['train'])} train units; policies evaluated by "
+            f"{str(cfg['estimator']).upper()} OPE on {len(tuner.split_indices['validation'])} "
+            "validation units. Parameters: "
+            + ", ".join(f"{k} in [{lo:.3g}, {hi:.3g}]" for k, (lo, hi) in bounds),
+            flush=True,
+        )
+    tuner.run(budget)
+    fronts = {"with biases": tuner.get_pareto_frontier()}
+    traces = {"with biases": tuner.hypervolume_trace()}
+    if compare_no_bias and tuner.space.use_biases:
+        plain = OfflineTuner(
+            data,
+            **tuner_options,
+            use_biases=False,
+            effects=tuner.effects,
+            name="pex_tuner_no_bias",
+        )
+        plain.run(budget)
+        fronts["without biases"] = plain.get_pareto_frontier()
+        traces["without biases"] = plain.hypervolume_trace()
+    return TunedPolicies(tuner, fronts, traces)
+
+
+def frontier_table(
+    tuner: OfflineTuner,
+    front: pd.DataFrame,
+    artifacts: Mapping[str, str],
+    truth: ExperimentWithTruth | None = None,
+) -> pd.DataFrame:
+    """The frontier as written to ``frontier.csv``.
+
+    Args:
+        tuner: the tuned OfflineTuner.
+        front: its Pareto frontier (``tuner.get_pareto_frontier()``).
+        artifacts: policy name -> artifact path relative to the output folder.
+        truth: the experiment with its potential outcomes (simulated data): adds the columns
+            ``<outcome>_true_test``, the true value of each policy on the test units.
+
+    Returns:
+        One row per frontier policy: ``policy_id``, ``policy`` (the artifact path), ``kind``,
+        the parameters, each outcome's value and standard error, and the arm shares.
+    """
+    data = tuner.data
+    outs = list(data.outcomes)
+    columns = [
+        "policy",
+        "kind",
+        *tuner.space.parameter_names,
+        *[c for o in outs for c in (o, f"{o}_se")],
+        *[f"share[{a}]" for a in data.arms],
+    ]
+    table = front[columns].copy()
+    table.insert(0, "policy_id", table["policy"])
+    table["policy"] = table["policy_id"].map(artifacts)
+    if truth is not None:
+        test = truth.subset(tuner.split_indices["test"])
+        pred = tuner.effects.predict(test.data)
+        for o_idx, o in enumerate(outs):
+            table[f"{o}_true_test"] = [
+                test.policy_value(tuner.policy(n).assign_index(pred))[o_idx]
+                for n in table["policy_id"]
+            ]
+    return table
+
+
+def candidates_document(
+    tuner: OfflineTuner, candidates: pd.DataFrame, artifacts: Mapping[str, str]
+) -> dict[str, Any]:
+    """The content of ``candidates.json``: reference point, objectives, guardrail bounds,
+    subset hypervolume and, per candidate, its artifact and OPE values with standard errors.
+
+    Args:
+        tuner: the tuned OfflineTuner.
+        candidates: ``tuner.select_online_candidates(k)``.
+        artifacts: policy name -> artifact path relative to the output folder.
+    """
+    data = tuner.data
+    outs = list(data.outcomes)
+    return {
+        "reference_point": {
+            "policy": "all:" + data.arms[0],
+            **{o: float(tuner.baseline_eval.value[0, j]) for j, o in enumerate(outs)},
+        },
+        "objectives": tuner.config["objectives"],
+        "guardrails": tuner.guardrail_bounds,
+        "subset_hypervolume": float(candidates["subset_hypervolume"].iloc[0]),
+        "hypervolume_reference": str(candidates["reference"].iloc[0]),
+        "candidates": [
+            {
+                "policy_id": r["policy"],
+                "artifact": artifacts[r["policy"]],
+                **{o: r[o] for o in outs},
+                **{f"{o}_se": r[f"{o}_se"] for o in outs},
+            }
+            for r in candidates.to_dict("records")
+        ],
+    }
+
+
+def write_offline_report(
+    path: str | Path, tuned: TunedPolicies, table: pd.DataFrame, candidates: pd.DataFrame
+) -> Path:
+    """Write ``report.html``: Pareto front, fronts with/without biases, hypervolume traces,
+    and the frontier and candidate tables.
+
+    Args:
+        path: the HTML file to write.
+        tuned: the tuning runs (:func:`tune_policies`).
+        table: the frontier table (:func:`frontier_table`).
+        candidates: the online candidates.
+    """
+    from pex_tuner.plotting import (
+        plot_front_comparison,
+        plot_hypervolume,
+        plot_pareto_front,
+        write_report,
+    )
+
+    tuner, front = tuned.tuner, tuned.front
+    ev = tuner.evaluations()
+    figs = [
+        plot_pareto_front(
+            ev, tuner, frontier=list(front["policy"]), candidates=list(candidates["policy"])
+        ),
+        plot_front_comparison(
+            tuned.fronts,
+            tuner,
+            baselines=ev[ev["kind"] == "baseline"],
+            title="Pareto fronts with and without biases (PEX Fig. 2, left)",
+        ),
+        plot_hypervolume(tuned.traces),
+    ]
+    cfg = tuner.config
+    subset_hv = float(candidates["subset_hypervolume"].iloc[0])
+    write_report(
+        Path(path),
+        figs,
+        title="pex-tuner: offline tuning report",
+        sections=[
+            repr(tuner),
+            f"Evaluated {tuner.n_evaluations} tuned policies with {cfg['acquisition']} "
+            f"(batches of {cfg['batch_size']}); values are {str(cfg['estimator']).upper()} OPE "
+            "estimates on the validation split with 95% error bars. Reference point: assign "
+            "everyone to control.",
+            f"Selected {len(candidates)} online candidates: {', '.join(candidates['policy'])} "
+            f"(subset hypervolume {subset_hv:.4g} against the "
+            f"{candidates['reference'].iloc[0]} reference point).",
+        ],
+        tables={
+            "Pareto frontier": table,
+            "Online candidates": candidates.drop(columns=tuner.space.parameter_names),
+        },
+    )
+    return Path(path)
+
+
+def run_offline_tuning(
+    data: ExperimentData,
+    *,
+    out: str | Path,
+    budget: int,
+    batch_size: int,
+    candidates: int,
+    seed: int,
+    guardrails: dict[str, float] | None = None,
+    learner: str = "t",
+    estimator: str = "dr",
+    acquisition: str = "qLogNParEGO",
+    scaling: str = "absolute",
+    compare_no_bias: bool = True,
+    truth: ExperimentWithTruth | None = None,
+    n_folds: int = 5,
+    verbose: bool = True,
+) -> OfflineRun:
+    """The whole offline phase: tune, frontier, candidates, artifacts, report, saved tuner.
+
+    Args:
+        data: the logged experiment.
+        out: output folder (created): frontier.csv, candidates.json, report.html,
+            policies/*.json (+ effects.joblib), tuner/.
+        budget: tuned policies to evaluate; batch_size: trials per batch (q).
+        candidates: online candidates to select from the frontier.
+        seed: ``random_state`` of the split, the CATE model and the tuner.
+        guardrails, learner, estimator, acquisition, scaling, n_folds: as in
+            :class:`~pex_tuner.tuning.OfflineTuner`.
+        compare_no_bias: also tune without biases for the report's comparison plot.
+        truth: the experiment with its potential outcomes (simulated data): frontier.csv
+            gets each policy's true value on the test units.
+        verbose: print progress lines (the experiment, the fitted model).
+    """
+    out_dir = Path(out)
+    out_dir.mkdir(parents=True, exist_ok=True)
+    t0 = time.perf_counter()
+    tuned = tune_policies(
+        data,
+        budget=budget,
+        compare_no_bias=compare_no_bias,
+        verbose=verbose,
+        guardrails=guardrails,
+        learner=learner,
+        estimator=estimator,
+        acquisition=acquisition,
+        scaling=scaling,
+        batch_size=batch_size,
+        random_state=seed,
+        n_folds=n_folds,
+    )
+    tuner, front = tuned.tuner, tuned.front
+    cand = tuner.select_online_candidates(candidates)
+    # candidates come from the frontier of tuned policies, which a baseline may dominate
+    names = list(dict.fromkeys([*front["policy"], *cand["policy"]]))
+    paths = tuner.write_artifacts(str(out_dir / "policies"), names=names)
+    rel = {k: str(Path(v).relative_to(out_dir)) for k, v in paths.items()}
+    table = frontier_table(tuner, front, rel, truth)
+    atomic_write(out_dir / "frontier.csv", lambda tmp: table.to_csv(tmp, index=False))
+    doc = candidates_document(tuner, cand, rel)
+    atomic_write_text(out_dir / "candidates.json", json.dumps(doc, indent=2))
+    write_offline_report(out_dir / "report.html", tuned, table, cand)
+    tuner.save(str(out_dir / "tuner"))
+    return OfflineRun(tuner, table, cand, time.perf_counter() - t0, out_dir)
