@@ -245,11 +245,41 @@ def test_guardrails_become_constraints(exp):
             dict(objectives=["retention"], guardrails={"retention": 0.1}),
             r"cannot be both an objective and a guardrail",
         ),
+        (dict(estimator="drr"), r"The 'estimator' parameter must be one of"),
+        (dict(parameterization="spline"), r"The 'parameterization' parameter must be one of"),
+        (dict(learner="q"), r"The 'learner' parameter must be one of"),
+        (dict(weight_scale=0), r"The 'weight_scale' parameter must be a float > 0"),
+        (dict(split="train"), r"The 'split' parameter must be one of"),
+        (dict(batch_size=0), r"The 'batch_size' parameter must be an int >= 1"),
     ],
 )
 def test_invalid_tuner_configuration(exp, kwargs, pattern):
     with pytest.raises(ConfigurationError, match=pattern):
         OfflineTuner(exp.data, n_folds=2, progress=False, **kwargs)
+
+
+def test_configuration_is_checked_before_fitting(exp, monkeypatch):
+    """Every option is checked before the CATE model is fitted: a bad one fails at once."""
+    from pex_tuner.effects import CateModel
+
+    def no_fit(*args, **kwargs):
+        raise AssertionError("the CATE model was fitted before the options were checked")
+
+    monkeypatch.setattr(CateModel, "fit", no_fit)
+    for kwargs in (dict(estimator="drr"), dict(bias_scale=-1.0), dict(init_trials=0)):
+        with pytest.raises(ConfigurationError):
+            OfflineTuner(exp.data, progress=False, **kwargs)
+
+
+def test_config_round_trips_and_reads_older_saves(tuner):
+    from pex_tuner.tuning import TunerConfig
+
+    cfg = tuner.config
+    assert TunerConfig.from_dict(cfg.to_dict()) == cfg
+    assert cfg["objectives"] == list(cfg.objectives) and cfg["init_trials"] == 6
+    old = {k: v for k, v in cfg.to_dict().items() if k not in ("scaling", "bias_scale")}
+    restored = TunerConfig.from_dict(old)
+    assert restored.scaling == "absolute" and restored.bias_scale == 0.25
 
 
 def test_qlognehvi_option_and_no_bias(exp, tuner):
@@ -380,10 +410,10 @@ def test_relative_scaling_tuner_searches_log_weights(exp, tuner, tmp_path):
 def test_hypervolume_scalarization_directions_and_scale():
     import torch
 
-    from pex_tuner.tuning.generation import _hv_parego_class, _next_direction
+    from pex_tuner.tuning.acquisition import next_direction, qLogNParEGOHV
 
     # directions are unit vectors in the positive orthant and spread over it
-    lams = torch.stack([_next_direction(3) for _ in range(256)])
+    lams = torch.stack([next_direction(3) for _ in range(256)])
     lams = lams / lams.norm(dim=-1, keepdim=True)
     assert bool((lams >= 0).all())
     share = (lams.argmax(dim=-1)[:, None] == torch.arange(3)).float().mean(dim=0)
@@ -396,7 +426,7 @@ def test_hypervolume_scalarization_directions_and_scale():
     X = torch.tensor([[0.1], [0.5], [0.9]], dtype=torch.double)
     Y = torch.tensor([[1.0, 1.0], [2.0, 2.0], [10.0, -5.0]], dtype=torch.double)
     model = SingleTaskGP(X, Y, train_Yvar=torch.full_like(Y, 1e-6))
-    acqf = _hv_parego_class()(
+    acqf = qLogNParEGOHV(
         model=model,
         X_baseline=X,
         ref_point=torch.zeros(2, dtype=torch.double),

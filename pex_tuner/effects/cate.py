@@ -90,10 +90,6 @@ def fingerprint(X: np.ndarray, treatment: np.ndarray) -> str:
     return h.hexdigest()
 
 
-# the old private name, until pex_tuner.tuning imports ``fingerprint``
-_fingerprint = fingerprint
-
-
 class CateModel:
     """Cross-fitted CATE meta-learner for several arms and outcomes (scikit-learn contract).
 

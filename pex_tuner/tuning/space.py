@@ -212,6 +212,23 @@ class PolicySpace:
         S = float(np.sqrt(max(w @ np.asarray(self.effect_moment) @ w, 0.0)))
         return S if S > 0 else 1.0
 
+    def assign_all_parameters(self, arm_index: int, tau: np.ndarray) -> dict[str, float]:
+        """Out-of-design parameters whose policy sends every unit to arm ``arm_index``: weights
+        of the smallest magnitude and biases far beyond any utility the effects ``tau`` (n_units,
+        n_arms, n_outcomes) can give. Needs biases."""
+        params = {n: 0.0 for n in self.parameter_names}
+        bounds = self.bounds()
+        params.update({n: bounds[n][0] for n in self.log_scaled})
+        w = np.asarray(self.to_policy(params).weights)
+        spread = float(np.abs(tau @ w).max()) + float(np.abs(tau[:, :, 0]).max())
+        L = 10.0 * (spread + self.bias_bound + 1.0) / self.bias_unit(w)
+        for k in range(1, len(self.arms)):
+            params[f"b_{k}"] = L if k == arm_index else -L
+        if self.parameterization == "shrinkage":
+            for j in range(len(self.outcomes)):
+                params[f"alpha_{j}"] = 1.0
+        return params
+
     def describe(self) -> dict[str, str]:
         """Parameter name -> human-readable meaning."""
         out = {}
@@ -275,10 +292,6 @@ class PolicySpace:
                 cols.append(lo + u[:, i] * (hi - lo))
         vals = np.column_stack(cols) if cols else np.zeros((len(u), 0))
         return [dict(zip(b, (float(v) for v in row), strict=True)) for row in vals]
-
-    def sample(self, n: int, rng: np.random.Generator) -> list[dict[str, float]]:
-        """n uniform random parameterizations (for baselines such as large Sobol budgets)."""
-        return self.from_unit(rng.uniform(size=(n, len(self.parameter_names))))
 
     def to_dict(self) -> dict[str, Any]:
         return {

@@ -1,9 +1,11 @@
-"""Saving and loading an OfflineTuner: a directory with JSON, or a SQL database.
+"""Saved tuners: a directory with JSON, or a row of a SQL database.
 
-A saved tuner holds the Ax experiment and generation-strategy state, the fitted CATE model,
-the tuner's own state (configuration, split, policy space, evaluation records) and a fingerprint
-of the data; loading it with different data is refused. A reloaded tuner continues generating
-where it stopped.
+A saved tuner is three pieces (:class:`SavedTuner`): the tuner's own state (a JSON dict:
+configuration, split, policy space, evaluation records, a fingerprint of the data), the Ax
+client's JSON snapshot (experiment and generation strategy) and the fitted CATE model. This
+module reads and writes the pieces; ``OfflineTuner.save`` / ``OfflineTuner.load`` make and
+assemble them. Loading with different data is refused (:func:`check_state`). A reloaded tuner
+continues generating where it stopped.
 
 Directory layout (written to a temporary sibling and moved into place, so an interrupted save
 never leaves a half-written directory)::
@@ -12,55 +14,73 @@ never leaves a half-written directory)::
     DIR/ax_client.json   Ax experiment + generation strategy (Ax's JSON store)
     DIR/effects.joblib   the fitted CateModel
 
-SQL: one row per tuner name in the table ``pex_tuner_state`` (the same three parts: state JSON,
-Ax JSON, model bytes), written in a single transaction. SQLite by default
-(``sqlite:///pex_tuner.db``), PostgreSQL by URL (``postgresql+psycopg://user@host/db``).
+SQL: one row per tuner name in the table ``pex_tuner_state`` (the same three pieces), written
+in a single transaction. SQLite by default (``sqlite:///pex_tuner.db``), PostgreSQL by URL
+(``postgresql+psycopg://user@host/db``). The Ax experiment is stored as Ax's JSON: Ax's
+relational SQL schema is MySQL/SQLite-only (it declares ``TEXT(4294967295)``, which PostgreSQL
+rejects), while one JSON row works on every SQLAlchemy backend and is written atomically.
 
 Security note: the CATE model is pickled (joblib). Load only tuners you saved yourself.
 """
 
 from __future__ import annotations
 
+import hashlib
 import io
 import json
 import os
-import tempfile
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 
+from pex_tuner.data import ExperimentData
 from pex_tuner.db import open_engine
+from pex_tuner.effects import fingerprint
 from pex_tuner.errors import InputDataError
 from pex_tuner.files import MODEL_FILE, atomic_directory
-from pex_tuner.tuning.space import PolicySpace
 
-__all__ = ["load_database", "load_directory", "save_database", "save_directory"]
+__all__ = [
+    "AX_FILE",
+    "STATE_FILE",
+    "STATE_VERSION",
+    "SavedTuner",
+    "check_state",
+    "data_fingerprint",
+    "read_database",
+    "read_directory",
+    "read_offline_state",
+    "write_database",
+    "write_directory",
+]
 
 STATE_VERSION = 1
+STATE_FILE = "tuner.json"
+AX_FILE = "ax_client.json"
+TABLE = "pex_tuner_state"
 
 
-def _state(tuner: Any) -> dict[str, Any]:
-    return {
-        "version": STATE_VERSION,
-        "config": tuner.config,
-        "fingerprint": tuner.fingerprint,
-        "split_indices": {k: v.tolist() for k, v in tuner.split_indices.items()},
-        "space": tuner.space.to_dict(),
-        # lets an online run (pex_tuner.tuning.online) write artifacts without the data
-        "feature_schema": tuner.data.schema.to_dict(),
-        "reference_point": [float(v) for v in tuner.reference_point],
-        "guardrail_bounds": dict(tuner.guardrail_bounds),
-        "records": tuner.records,
-        "extra_arms": {
-            name: p.to_dict() for name, p in tuner.extra_arms.items() if hasattr(p, "to_dict")
-        },
-    }
+@dataclass(frozen=True)
+class SavedTuner:
+    """The pieces of a saved tuner: its state dict, the Ax client's JSON, the CATE model."""
+
+    state: dict[str, Any]
+    ax_json: str
+    model: Any
 
 
-def _restore(cls: Any, state: dict[str, Any], data: Any, effects: Any) -> Any:
-    from pex_tuner.tuning.tuner import data_fingerprint
+def data_fingerprint(data: ExperimentData) -> str:
+    """Hash of features, arms and outcomes: a saved tuner refuses different data."""
+    h = hashlib.blake2b(digest_size=16)
+    h.update(fingerprint(data.X, data.treatment).encode())
+    h.update(np.ascontiguousarray(data.Y).tobytes())
+    h.update(repr((data.arms, data.outcomes, data.directions)).encode())
+    return h.hexdigest()
 
+
+def check_state(state: dict[str, Any], data: ExperimentData) -> None:
+    """Raise InputDataError unless ``state`` has this version and was saved with ``data``."""
     if state.get("version") != STATE_VERSION:
         raise InputDataError(
             f"saved tuner has state version {state.get('version')!r}; this pex-tuner reads "
@@ -71,66 +91,55 @@ def _restore(cls: Any, state: dict[str, Any], data: Any, effects: Any) -> Any:
             "the experiment data differs from the data this tuner was saved with (fingerprint "
             "mismatch); load it with the same ExperimentData"
         )
-    tuner = cls.__new__(cls)
-    tuner.data = data
-    tuner.config = state["config"]
-    tuner.base_learner = None
-    tuner.progress = None
-    tuner.fingerprint = state["fingerprint"]
-    tuner.split_indices = {
-        k: np.asarray(v, dtype=np.int64) for k, v in state["split_indices"].items()
-    }
-    tuner.effects = effects
-    tuner.records = state["records"]
-    tuner.extra_arms = {}
-    tuner._client = None
-    tuner._setup()
-    tuner.space = PolicySpace.from_dict(state["space"])
-    for name, doc in state.get("extra_arms", {}).items():
-        tuner.extra_arms[name] = _policy_from_dict(doc)
-    return tuner
-
-
-def _policy_from_dict(doc: dict[str, Any]) -> Any:
-    from pex_tuner.policies.linear import LinearUtilityPolicy
-
-    if doc.get("kind") == "linear_utility":
-        return LinearUtilityPolicy.from_dict(doc)
-    from pex_tuner.policies import load_policy_document
-
-    return load_policy_document(doc)
 
 
 # ---------------------------------------------------------------------------- directory
-def save_directory(tuner: Any, directory: str | os.PathLike[str]) -> None:
-    """Write the tuner to ``directory`` (replacing a previous save there atomically)."""
+def write_directory(directory: str | os.PathLike[str], saved: SavedTuner) -> None:
+    """Write the pieces to ``directory`` (replacing a previous save there atomically)."""
     import joblib
 
     with atomic_directory(directory) as tmp:
-        (tmp / "tuner.json").write_text(json.dumps(_state(tuner), indent=1))
-        tuner.client.save_to_json_file(str(tmp / "ax_client.json"))
-        joblib.dump(tuner.effects, tmp / MODEL_FILE)
+        (tmp / STATE_FILE).write_text(json.dumps(saved.state, indent=1))
+        (tmp / AX_FILE).write_text(saved.ax_json)
+        joblib.dump(saved.model, tmp / MODEL_FILE)
 
 
-def load_directory(cls: Any, directory: str | os.PathLike[str], data: Any) -> Any:
+def read_directory(directory: str | os.PathLike[str]) -> SavedTuner:
+    """The pieces saved in ``directory`` by :func:`write_directory`."""
     import joblib
 
-    from pex_tuner.tuning.tuner import import_ax_quietly
-
-    import_ax_quietly()
-    from ax.api.client import Client
-
     path = Path(directory)
-    for f in ("tuner.json", "ax_client.json", MODEL_FILE):
+    for f in (STATE_FILE, AX_FILE, MODEL_FILE):
         if not (path / f).exists():
             raise InputDataError(f"'{path}' is not a saved tuner: '{f}' is missing")
-    state = json.loads((path / "tuner.json").read_text())
-    tuner = _restore(cls, state, data, joblib.load(path / MODEL_FILE))
-    from pex_tuner.tuning.tuner import _quiet_ax
+    return SavedTuner(
+        state=json.loads((path / STATE_FILE).read_text()),
+        ax_json=(path / AX_FILE).read_text(),
+        model=joblib.load(path / MODEL_FILE),
+    )
 
-    with _quiet_ax():
-        tuner._client = Client.load_from_json_file(str(path / "ax_client.json"))
-    return tuner
+
+def read_offline_state(tuner_dir: str | os.PathLike[str]) -> tuple[Path, dict[str, Any]]:
+    """The directory and state dict of a saved offline tuner, for an online run (which needs
+    neither the data nor Ax's JSON). ``tuner_dir`` may also be the output folder of
+    ``pex-tuner tune`` (the tuner is in its ``tuner`` folder)."""
+    path = Path(tuner_dir)
+    if (path / "tuner" / STATE_FILE).exists():  # the output folder of `pex-tuner tune`
+        path = path / "tuner"
+    for f in (STATE_FILE, MODEL_FILE):
+        if not (path / f).exists():
+            raise InputDataError(
+                f"'{tuner_dir}' is not a saved offline tuner: '{f}' is missing (save one with "
+                "OfflineTuner.save(DIR) or `pex-tuner tune --out DIR`)"
+            )
+    state = json.loads((path / STATE_FILE).read_text())
+    for key in ("feature_schema", "reference_point"):
+        if key not in state:
+            raise InputDataError(
+                f"the saved tuner in '{path}' predates online tuning (no '{key}'); load it with "
+                "OfflineTuner.load(DIR, data) and save it again"
+            )
+    return path, state
 
 
 # ---------------------------------------------------------------------------- SQL
@@ -138,7 +147,7 @@ def _state_table(metadata: Any) -> Any:
     import sqlalchemy as sa
 
     return sa.Table(
-        "pex_tuner_state",
+        TABLE,
         metadata,
         sa.Column("name", sa.String(255), primary_key=True),
         sa.Column("version", sa.Integer, nullable=False),
@@ -150,27 +159,19 @@ def _state_table(metadata: Any) -> Any:
     )
 
 
-def save_database(tuner: Any, url: str) -> None:
-    """Save the tuner as one row of ``pex_tuner_state`` (replaced in one transaction).
-
-    The Ax experiment and generation strategy are stored as Ax's JSON: Ax's relational SQL
-    schema is MySQL/SQLite-only (it declares ``TEXT(4294967295)``, which PostgreSQL rejects),
-    while one JSON row works on every SQLAlchemy backend and is written atomically.
-    """
+def write_database(url: str, name: str, saved: SavedTuner) -> None:
+    """Save the pieces as the row ``name`` of ``pex_tuner_state`` (replaced in one
+    transaction; the table is created when missing)."""
     import datetime as dt
 
     import joblib
+    import sqlalchemy as sa
 
     buf = io.BytesIO()
-    joblib.dump(tuner.effects, buf)
-    with tempfile.TemporaryDirectory() as tmp:
-        ax_path = Path(tmp) / "ax_client.json"
-        tuner.client.save_to_json_file(str(ax_path))
-        ax_json = ax_path.read_text()
+    joblib.dump(saved.model, buf)
     engine = open_engine(url)
-    metadata = __import__("sqlalchemy").MetaData()
+    metadata = sa.MetaData()
     table = _state_table(metadata)
-    name = tuner.config["name"]
     try:
         metadata.create_all(engine)
         with engine.begin() as conn:  # the row is replaced, or left as it was
@@ -179,10 +180,10 @@ def save_database(tuner: Any, url: str) -> None:
                 table.insert().values(
                     name=name,
                     version=STATE_VERSION,
-                    state=json.dumps(_state(tuner)),
-                    ax_client=ax_json,
+                    state=json.dumps(saved.state),
+                    ax_client=saved.ax_json,
                     effects=buf.getvalue(),
-                    fingerprint=tuner.fingerprint,
+                    fingerprint=saved.state["fingerprint"],
                     saved_at=dt.datetime.now(dt.UTC),
                 )
             )
@@ -190,29 +191,24 @@ def save_database(tuner: Any, url: str) -> None:
         engine.dispose()
 
 
-def load_database(cls: Any, url: str, name: str, data: Any) -> Any:
+def read_database(url: str, name: str) -> SavedTuner:
+    """The pieces saved as the row ``name`` by :func:`write_database`."""
     import joblib
     import sqlalchemy as sa
-
-    from pex_tuner.tuning.tuner import _quiet_ax, import_ax_quietly
-
-    import_ax_quietly()
-    from ax.api.client import Client
 
     engine = open_engine(url)
     table = _state_table(sa.MetaData())
     try:
         with engine.connect() as conn:
-            if not sa.inspect(conn).has_table("pex_tuner_state"):
+            if not sa.inspect(conn).has_table(TABLE):
                 raise InputDataError(f"no saved tuners in database '{url}'")
             row = conn.execute(sa.select(table).where(table.c.name == name)).first()
     finally:
         engine.dispose()
     if row is None:
         raise InputDataError(f"no tuner named '{name}' in database '{url}'")
-    tuner = _restore(cls, json.loads(row.state), data, joblib.load(io.BytesIO(row.effects)))
-    with tempfile.TemporaryDirectory() as tmp, _quiet_ax():
-        ax_path = Path(tmp) / "ax_client.json"
-        ax_path.write_text(row.ax_client)
-        tuner._client = Client.load_from_json_file(str(ax_path))
-    return tuner
+    return SavedTuner(
+        state=json.loads(row.state),
+        ax_json=row.ax_client,
+        model=joblib.load(io.BytesIO(row.effects)),
+    )
