@@ -102,6 +102,7 @@ def _protocol(client, service, offline_dir):
     assert r1.status_code == 200 and r1.json()["missing_metrics"] == ["cost", "long_term"]
     r2 = _report(client, run_id, 0, part, key="k0")
     assert r2.json()["replayed"] is True and r2.json()["status"] == "running"
+    assert r1.json()["changed"] is True and r2.json()["changed"] is False
     conflict = _report(client, run_id, 0, {"cost": results[0]["cost"]}, key="k0")
     assert conflict.status_code == 409 and "already used for a different report" in conflict.text
     rest = {k: v for k, v in results[0].items() if k not in part}

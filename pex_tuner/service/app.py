@@ -14,8 +14,12 @@ Paths (stable; clients rely on them)::
     GET  /healthz, /openapi.json
 
 Auth: every /v1 request needs ``Authorization: Bearer <token>`` with one of the configured
-tokens (401 otherwise). Errors: malformed bodies 422, unknown runs / trials 404, conflicting
-results 409; bad input never yields a 500.
+tokens (401 otherwise). Bodies are JSON, read as JSON whatever their ``Content-Type`` (so
+``curl -d`` works without ``-H "Content-Type: application/json"``); a body that is not JSON is a
+415 naming that header. Errors: malformed bodies 422, metric names that are not the run's
+objectives, constraints or offline outcomes 422 (nothing stored), unknown runs / trials 404,
+conflicting results 409; bad input never yields a 500. A replayed report (same Idempotency-Key
+and body) answers the first response with ``replayed: true`` and ``changed: false``.
 
 Batches: a run hands out its pending trials (the offline candidates first); when none are left
 and every issued trial has results, it generates the next batch with qLogNParEGO in a

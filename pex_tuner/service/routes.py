@@ -1,7 +1,10 @@
 """The endpoints of the service's HTTP API (a FastAPI ``APIRouter``; protocol in
 :mod:`pex_tuner.service.app`).
 
-Every ``/v1`` endpoint depends on :func:`auth`; handlers find the app's :class:`RunCache` in
+Every ``/v1`` endpoint depends on :func:`auth`, then on
+:func:`~pex_tuner.service.bodies.require_json_body`: bodies are read as JSON whatever their
+``Content-Type`` (:class:`~pex_tuner.service.bodies.JSONBodyRoute`), and one that is not JSON is
+a 415 naming the header to send. Handlers find the app's :class:`RunCache` in
 ``request.app.state.service`` and the accepted tokens in ``request.app.state.tokens``. Unknown
 runs and trials are 404; the app maps pex-tuner errors to 409 / 422.
 """
@@ -21,6 +24,7 @@ from fastapi.responses import JSONResponse, Response
 from pex_tuner.errors import ResultConflictError
 from pex_tuner.files import MODEL_FILE
 from pex_tuner.launch.document import launch_document
+from pex_tuner.service.bodies import JSONBodyRoute, require_json_body
 from pex_tuner.service.runs import Run, RunCache
 from pex_tuner.service.schemas import (
     CalibrationResponse,
@@ -38,7 +42,7 @@ from pex_tuner.service.schemas import (
     StatusResponse,
 )
 
-__all__ = ["RETRY_AWAITING_S", "RETRY_GENERATING_S", "auth", "router"]
+__all__ = ["RETRY_AWAITING_S", "RETRY_GENERATING_S", "accepted_metrics", "auth", "router"]
 
 #: Seconds a poller is told to wait while a run awaits results / generates its next batch.
 RETRY_AWAITING_S = 30
@@ -56,8 +60,8 @@ def auth(request: Request, authorization: Annotated[str | None, Header()] = None
         )
 
 
-router = APIRouter()
-_PROTECTED = [Depends(auth)]
+router = APIRouter(route_class=JSONBodyRoute)
+_PROTECTED = [Depends(auth), Depends(require_json_body)]
 
 
 def _cache(request: Request) -> RunCache:
@@ -76,6 +80,25 @@ def _trial(run: Run, run_id: str, trial_id: int) -> dict[str, Any]:
     if trial_id not in run.tuner.trials:
         raise HTTPException(404, f"no trial {trial_id} in run '{run_id}'")
     return run.tuner.trials[trial_id]
+
+
+def accepted_metrics(tuner: Any) -> list[str]:
+    """The metric names a run takes results for: its objectives and constraints (online-only
+    metrics such as ``long_term`` included) and its offline outcomes (for calibration)."""
+    return sorted({*tuner.required_metrics, *tuner.space.outcomes})
+
+
+def _check_metric_names(tuner: Any, names: Any) -> None:
+    """422 naming the reported metrics the run does not know, and the ones it accepts."""
+    accepted = accepted_metrics(tuner)
+    unknown = sorted(set(names) - set(accepted))
+    if unknown:
+        raise HTTPException(
+            422,
+            f"unknown metric name(s) {unknown}; this run accepts {accepted} (its objectives, "
+            "constraints and offline outcomes); declare an online-only metric in 'objectives' "
+            "or 'constraints' when creating the run",
+        )
 
 
 def _model_url(request: Request, run_id: str) -> str:
@@ -155,6 +178,7 @@ def get_run(run_id: str, request: Request) -> RunResponse:
         created_at=row["created_at"] if row else None,
         objectives=t.objectives,
         constraints={k: {"op": o, "bound": b} for k, (o, b) in t.constraints.items()},
+        accepted_metrics=accepted_metrics(t),
         bounds=t.bounds,
         counts=counts,
         generating=run.generating,
@@ -219,6 +243,7 @@ def report(
     sha = hashlib.sha256(json.dumps([trial_id, metrics], sort_keys=True).encode()).hexdigest()
     with run.lock:
         trial = _trial(run, run_id, trial_id)
+        _check_metric_names(run.tuner, metrics)  # before anything is stored
         seen = store.find_report(run_id, idempotency_key)
         if seen is not None:
             if seen["body_sha256"] != sha:
@@ -226,7 +251,7 @@ def report(
                     f"Idempotency-Key '{idempotency_key}' was already used for a different "
                     "report; use a new key for a new report"
                 )
-            return ReportResponse(**seen["response"], replayed=True)
+            return ReportResponse(**{**seen["response"], "changed": False}, replayed=True)
         if trial["status"] == "pending":
             raise ResultConflictError(
                 f"trial {trial_id} has not been issued yet; poll next-batch for it first"

@@ -113,6 +113,9 @@ class RunResponse(BaseModel):
     created_at: float | None
     objectives: dict[str, Any]
     constraints: dict[str, Any]
+    accepted_metrics: list[str] = Field(
+        description="metric names results may report: objectives, constraints, offline outcomes"
+    )
     bounds: dict[str, Any]
     counts: dict[str, int]
     generating: bool
