@@ -221,7 +221,7 @@ def run_task(seed: int, use_biases: bool, args) -> dict:
         # cross-check the vectorized truth against the library on a few policies
         step = max(1, len(tuned) // 4)
         for r, y in zip(tuned[::step], Y[::step], strict=False):
-            a = tuner.policy(r["policy"]).assign_index(pred)
+            a = tuner.policy(r["policy"]).assign_index_from_effects(pred)
             y_lib = to_max_space(test.policy_value(a)[None, :], dirs)[0]
             assert np.allclose(y, y_lib, rtol=0, atol=1e-12), (y, y_lib)
         res["hv"][method] = {c: hypervolume(Y[:c], ref) for c in args.checkpoints}

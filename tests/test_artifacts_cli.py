@@ -37,7 +37,7 @@ def test_artifact_round_trip_assigns_like_the_policy(small, tmp_path):
     doc = json.loads(path.read_text())
     assert doc["kind"] == "linear_utility" and doc["model"]["file"] == "effects.joblib"
     units = exp.data.features.iloc[:300]
-    expected = pol.assign(model.predict(units))
+    expected = pol.assign_from_effects(model.predict(units))
     np.testing.assert_array_equal(art.assign(units), expected)
 
 
@@ -84,7 +84,7 @@ def test_cli_assign_keeps_rows_and_order(small, tmp_path, capsys):
     got = pd.read_csv(out)
     assert len(got) == 200 and list(got.columns[:-1]) == list(units.columns)
     np.testing.assert_allclose(got["x0"], units["x0"])
-    expected = pol.assign(model.predict(units))
+    expected = pol.assign_from_effects(model.predict(units))
     np.testing.assert_array_equal(got["arm"].to_numpy(), expected)
     # a bad units file: clear error, exit code 2, no output written
     units.drop(columns="platform").to_csv(tmp_path / "bad.csv", index=False)

@@ -21,7 +21,7 @@ class ThresholdPolicy:
 
     arms = ARMS
 
-    def assign_frame(self, frame):
+    def assign_index(self, frame):
         return np.where(frame["x0"].to_numpy() > 0, 3, 1)
 
 
@@ -29,7 +29,7 @@ class AllTo:
     def __init__(self, k: int) -> None:
         self.k = k
 
-    def assign_frame(self, frame):
+    def assign_index(self, frame):
         return np.full(len(frame), self.k)
 
 
@@ -52,7 +52,7 @@ def big():
 def online_truth(big, policy, gap: float) -> np.ndarray:
     """The module docstring's equation, written out independently; shape (n_metrics,)."""
     features = big.data.features
-    W = np.asarray(policy.assign_frame(features))
+    W = np.asarray(policy.assign_index(features))
     rows = np.arange(len(W))
     mu = np.concatenate([big.potential_outcomes, big.long_term[:, :, None]], axis=2)
     base = mu[rows, 0, :]
@@ -85,7 +85,7 @@ def test_gap_zero_matches_the_offline_truth(big):
     policies = {"threshold": ThresholdPolicy(), "all:arm_2": AllTo(2), "all:control": AllTo(0)}
     out = sim.run(policies, 20_000)
     for name, pol in policies.items():
-        W = pol.assign_frame(big.data.features)
+        W = pol.assign_index(big.data.features)
         truth = np.r_[big.policy_value(W), big.long_term_value(W)]
         within(out[name], truth)
         np.testing.assert_allclose(truth, online_truth(big, pol, 0.0))
@@ -101,7 +101,7 @@ def test_gap_changes_online_values_as_documented(big, gap):
     offline = online_truth(big, pol, 0.0)
     # the policy sends x0 > 0 units to arm_3: the shift adds gap * 0.3 * E[x0 1(x0 > 0)] and
     # the effects shrink by (1 - gap); check both against the equation's closed form
-    W = pol.assign_frame(big.data.features)
+    W = pol.assign_index(big.data.features)
     x0 = big.data.features["x0"].to_numpy()
     effect = (
         np.r_[big.policy_value(W), big.long_term_value(W)]
@@ -154,10 +154,10 @@ def test_accepts_a_policy_artifact(tmp_path, big):
     # the artifact sends x1 > 0 units to arm_2, everyone else to control
 
     class Same:
-        def assign_frame(self, frame):
+        def assign_index(self, frame):
             return np.where(frame["x1"].to_numpy() > 0, 2, 0)
 
-    W = Same().assign_frame(big.data.features)
+    W = Same().assign_index(big.data.features)
     within(out, np.r_[big.policy_value(W), big.long_term_value(W)])
 
 

@@ -48,17 +48,14 @@ _MAX_SEED = 2**63 - 1
 def _policy_indices(
     policy: Any, frame: pd.DataFrame, arms: tuple[str, ...], name: str
 ) -> np.ndarray:
-    if hasattr(policy, "assign_index"):  # a PolicyArtifact
-        policy_arms = getattr(getattr(policy, "policy", None), "arms", None)
-        idx = policy.assign_index(frame)
-    elif hasattr(policy, "assign_frame"):
-        policy_arms = getattr(policy, "arms", None)
-        idx = policy.assign_frame(frame)
-    else:
+    if not hasattr(policy, "assign_index"):
         raise ConfigurationError(
-            f"policy '{name}' must be a PolicyArtifact (with assign_index(frame)) or have "
-            f"assign_frame(frame); got {type(policy).__name__}"
+            f"policy '{name}' must be a PolicyArtifact or another object with "
+            f"assign_index(frame); got {type(policy).__name__}"
         )
+    # a PolicyArtifact names its arms on .policy; other assigners on themselves
+    policy_arms = getattr(getattr(policy, "policy", None), "arms", getattr(policy, "arms", None))
+    idx = policy.assign_index(frame)
     if policy_arms is not None and tuple(str(a) for a in policy_arms) != arms:
         raise InputDataError(
             f"policy '{name}' is for arms {[str(a) for a in policy_arms]}; the simulator has arms "
@@ -176,7 +173,7 @@ class OnlineSimulator:
 
         Args:
             policies: name -> a ``PolicyArtifact`` (assigns with ``assign_index(frame)``) or any
-                object with ``assign_frame(frame)`` returning arm indices of shape (n,).
+                object with ``assign_index(frame)`` returning arm indices of shape (n,).
             n_units_per_policy: units drawn for each policy (>= 10).
 
         Returns:

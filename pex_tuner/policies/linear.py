@@ -235,16 +235,6 @@ class LinearUtilityPolicy:
         """Arm label per unit from its effects, object ndarray of shape (n_units,)."""
         return np.asarray(self.arms, dtype=object)[self.assign_index_from_effects(predictions)]
 
-    # Transitional: callers outside policies/ still use the old names, which took effects
-    # where TreePolicy.assign_index / assign take a frame. Remove once they have moved.
-    def assign_index(self, predictions: EffectPredictions | np.ndarray) -> np.ndarray:
-        """Deprecated name of :meth:`assign_index_from_effects`."""
-        return self.assign_index_from_effects(predictions)
-
-    def assign(self, predictions: EffectPredictions | np.ndarray) -> np.ndarray:
-        """Deprecated name of :meth:`assign_from_effects`."""
-        return self.assign_from_effects(predictions)
-
     # ------------------------------------------------------------------ serialization
     def to_dict(self) -> dict[str, Any]:
         return {

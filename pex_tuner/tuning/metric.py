@@ -105,7 +105,7 @@ class OPEMetric:
         assignments: dict[str, Any] = {}
         for name, p in zip(names, policies, strict=True):
             if isinstance(p, LinearUtilityPolicy):
-                assignments[name] = p.assign(self.predictions)
+                assignments[name] = p.assign_from_effects(self.predictions)
             elif hasattr(p, "assign_data"):
                 assignments[name] = np.asarray(self.data.arms, dtype=object)[
                     p.assign_data(self.data)

@@ -300,7 +300,7 @@ class OnlineTuner(OnlineTrials):
         return self._model
 
     def assigner(self, trial_id: int) -> Any:
-        """An object with ``assign_frame(frame)`` (arm index per row of a feature frame) for
+        """An object with ``assign_index(frame)`` (arm index per row of a feature frame) for
         the trial's policy, for simulators and in-process systems."""
         from pex_tuner.schema import FeatureSchema
 
@@ -383,6 +383,8 @@ class _FramePolicy:
         self.arms = policy.arms
         self.name = policy.name
 
-    def assign_frame(self, frame: pd.DataFrame) -> np.ndarray:
+    def assign_index(self, frame: pd.DataFrame) -> np.ndarray:
         """Arm index per row of ``frame`` (n rows): an int array of shape (n,)."""
-        return self.policy.assign_index(self.model.predict(self.schema.encode(frame)))
+        return self.policy.assign_index_from_effects(
+            self.model.predict(self.schema.encode(frame))
+        )

@@ -181,7 +181,7 @@ def frontier_table(
         pred = tuner.effects.predict(test.data)
         for o_idx, o in enumerate(outs):
             table[f"{o}_true_test"] = [
-                test.policy_value(tuner.policy(n).assign_index(pred))[o_idx]
+                test.policy_value(tuner.policy(n).assign_index_from_effects(pred))[o_idx]
                 for n in table["policy_id"]
             ]
     return table

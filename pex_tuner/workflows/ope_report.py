@@ -155,7 +155,8 @@ def ope_report(
     if truth is not None:
         test_truth = truth.subset(split.indices["test"])
         truth_values = {
-            name: test_truth.policy_value(p.assign_index(pred)) for name, p in pols.items()
+            name: test_truth.policy_value(p.assign_index_from_effects(pred))
+            for name, p in pols.items()
         }
     sizes = {
         "train": train.n_units,
