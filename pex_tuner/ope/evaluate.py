@@ -206,6 +206,49 @@ def _result(
     )
 
 
+def _linear_matrices(
+    data: ExperimentData,
+    weights: np.ndarray | Sequence[WeightedPolicy],
+    biases: np.ndarray | None,
+    names: Sequence[str] | None,
+) -> tuple[np.ndarray, np.ndarray, list[str]]:
+    """Checked weight (P, J) and bias (P, K) matrices and P policy names."""
+    if (
+        not isinstance(weights, np.ndarray)
+        and len(weights)
+        and isinstance(weights[0], WeightedPolicy)
+    ):
+        pols = list(weights)
+        W, B = _stack(pols, data)
+        if names is None:
+            names = [p.name or f"policy_{i}" for i, p in enumerate(pols)]
+    else:
+        W = np.atleast_2d(np.asarray(weights, dtype=float))
+        if biases is None:
+            B = np.zeros((W.shape[0], data.n_arms))
+        else:
+            B = np.atleast_2d(np.asarray(biases, dtype=float))
+    P = W.shape[0]
+    if W.shape != (P, data.n_outcomes):
+        raise ConfigurationError(
+            f"'weights' must have shape (n_policies, {data.n_outcomes}); got {W.shape}"
+        )
+    if B.shape != (P, data.n_arms):
+        raise ConfigurationError(f"'biases' must have shape ({P}, {data.n_arms}); got {B.shape}")
+    if not (np.isfinite(W).all() and np.isfinite(B).all()):
+        raise ConfigurationError("'weights' and 'biases' must be finite")
+    if names is None:
+        names = [f"policy_{i}" for i in range(P)]
+    if len(names) != P:
+        raise ConfigurationError(f"'names' has {len(names)} entries for {P} policies")
+    if len(set(names)) != P:
+        raise ConfigurationError(
+            "policy names must be unique; pass names= (policies without a name get policy_<i>)"
+        )
+
+    return W, B, list(names)
+
+
 def evaluate_linear_policies(
     data: ExperimentData,
     predictions: EffectPredictions,
@@ -242,39 +285,8 @@ def evaluate_linear_policies(
             "linear policies decide from effect predictions: pass predictions="
             "fit_effects(...).predict(data)"
         )
-    if (
-        not isinstance(weights, np.ndarray)
-        and len(weights)
-        and isinstance(weights[0], WeightedPolicy)
-    ):
-        pols = list(weights)
-        W, B = _stack(pols, data)
-        if names is None:
-            names = [p.name or f"policy_{i}" for i, p in enumerate(pols)]
-    else:
-        W = np.atleast_2d(np.asarray(weights, dtype=float))
-        if biases is None:
-            B = np.zeros((W.shape[0], data.n_arms))
-        else:
-            B = np.atleast_2d(np.asarray(biases, dtype=float))
+    W, B, names = _linear_matrices(data, weights, biases, names)
     P = W.shape[0]
-    if W.shape != (P, data.n_outcomes):
-        raise ConfigurationError(
-            f"'weights' must have shape (n_policies, {data.n_outcomes}); got {W.shape}"
-        )
-    if B.shape != (P, data.n_arms):
-        raise ConfigurationError(f"'biases' must have shape ({P}, {data.n_arms}); got {B.shape}")
-    if not (np.isfinite(W).all() and np.isfinite(B).all()):
-        raise ConfigurationError("'weights' and 'biases' must be finite")
-    if names is None:
-        names = [f"policy_{i}" for i in range(P)]
-    if len(names) != P:
-        raise ConfigurationError(f"'names' has {len(names)} entries for {P} policies")
-    if len(set(names)) != P:
-        raise ConfigurationError(
-            "policy names must be unique; pass names= (policies without a name get policy_<i>)"
-        )
-
     K = data.n_arms
     est = make_estimator(estimator, data.Y, data.treatment, data.propensity, mu, K)
     sums = np.zeros((P, K, est.n_stats))
