@@ -76,35 +76,41 @@ INVALID = [
         _with(x=_set("clicks", [1, 4, 7], np.nan)),
         {},
         InputDataError,
-        r"outcome 'clicks' has 3 NaN or infinite value\(s\)",
+        r"^outcome 'clicks' \(3 NaN\) has missing or infinite values; every unit needs its "
+        r"arm, outcomes and propensity \(only features may be missing\)",
     ),
     (
         "infinite outcome",
         _with(x=_set("cost", [2], np.inf)),
         {},
         InputDataError,
-        r"outcome 'cost' has 1 NaN or infinite value\(s\)",
+        r"^outcome 'cost' \(1 infinite\) has missing or infinite values",
     ),
     (
-        "NaN numeric feature",
-        _with(x=_set("age", [0, 1], np.nan)),
-        {},
+        "NaN outcomes, arms and propensities listed at once",
+        _with(
+            a=_set("clicks", [1, 4, 7], np.nan),
+            b=_set("cost", [2], np.inf),
+            c=_set("cost", [3, 5], np.nan),
+            d=_set("arm", [0], None),
+            e=lambda f: f.assign(p=np.r_[np.nan, np.full(59, 0.3)]),
+        ),
+        {"propensity": "p"},
         InputDataError,
-        r"feature 'age' has 2 NaN or infinite value\(s\)",
+        r"^treatment column 'arm' has 1 missing value\(s\); outcomes 'clicks' \(3 NaN\) and "
+        r"'cost' \(2 NaN, 1 infinite\) have missing or infinite values; propensity column 'p' "
+        r"has 1 missing value\(s\); every unit needs its arm, outcomes and propensity \(only "
+        r"features may be missing\): drop those rows or fill them before fitting$",
     ),
     (
-        "infinite numeric feature",
-        _with(x=_set("age", [5], -np.inf)),
+        "infinite numeric features listed at once",
+        _with(
+            x=_set("age", [5], -np.inf), y=lambda f: f.assign(h=np.r_[np.inf, np.inf, np.zeros(58)])
+        ),
         {},
         InputDataError,
-        r"feature 'age' has 1 NaN or infinite value\(s\)",
-    ),
-    (
-        "missing categorical feature",
-        _with(x=_set("country", [3, 9, 10, 11], None)),
-        {},
-        InputDataError,
-        r"feature 'country' has 4 missing value\(s\)",
+        r"^features 'age' \(1 infinite\) and 'h' \(2 infinite\) have infinite values; missing "
+        r"values \(NaN or None\) are allowed, infinite ones are not",
     ),
     (
         "arm with no units",

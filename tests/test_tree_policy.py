@@ -363,10 +363,10 @@ def test_greedy_learner_matches_econml_policy_tree():
         ),
         (
             {},
-            np.full((100, 2), np.nan),
+            np.full((100, 2), np.inf),
             np.zeros((100, 3)),
             InputDataError,
-            "X has 200 NaN or infinite value(s); drop or impute them before fitting",
+            "X has 200 infinite value(s); missing values (NaN) are allowed, infinite ones are not",
         ),
     ],
 )

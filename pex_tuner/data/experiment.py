@@ -116,13 +116,53 @@ class ExperimentData:
                 f"unknown arm {label!r}; expected one of {list(self.arms)}"
             ) from None
 
+    @property
+    def missing_counts(self) -> dict[str, int]:
+        """Missing values per feature (every feature, zeros included), in feature order."""
+        return {str(n): int(self.features[n].isna().sum()) for n in self.feature_names}
+
     def __repr__(self) -> str:
         outs = ", ".join(f"{o}:{d}" for o, d in zip(self.outcomes, self.directions, strict=True))
+        n_missing = sum(self.missing_counts.values())
+        missing = f", missing feature values={n_missing}" if n_missing else ""
         return (
             f"ExperimentData(n_units={self.n_units}, arms={list(self.arms)} (control "
-            f"'{self.control}'), outcomes=[{outs}], features={len(self.feature_names)}, "
-            f"propensity={self.propensity_source})"
+            f"'{self.control}'), outcomes=[{outs}], features={len(self.feature_names)}"
+            f"{missing}, propensity={self.propensity_source})"
         )
+
+    def describe(self) -> dict[str, pd.DataFrame]:
+        """What the experiment holds, as three small tables.
+
+        Returns:
+            ``{"features": ..., "arms": ..., "outcomes": ...}``: per feature its ``kind``
+            (numeric / categorical), pandas ``dtype``, ``n_missing`` and ``share_missing``
+            (index: feature name); per arm its ``n_units`` and ``share`` (index: arm, control
+            first); per outcome its ``direction``, ``mean`` and per-arm means ``mean[<arm>]``
+            (index: outcome).
+        """
+        missing = self.missing_counts
+        features = pd.DataFrame(
+            {
+                "kind": list(self.schema.kinds),
+                "dtype": [str(self.features[n].dtype) for n in self.feature_names],
+                "n_missing": [missing[n] for n in self.feature_names],
+                "share_missing": [missing[n] / max(self.n_units, 1) for n in self.feature_names],
+            },
+            index=pd.Index(self.feature_names, name="feature"),
+        )
+        counts = np.bincount(self.treatment, minlength=self.n_arms)
+        arms = pd.DataFrame(
+            {"n_units": counts, "share": counts / self.n_units},
+            index=pd.Index(self.arms, name="arm"),
+        )
+        outcomes = pd.DataFrame(
+            {"direction": list(self.directions), "mean": self.Y.mean(axis=0)},
+            index=pd.Index(self.outcomes, name="outcome"),
+        )
+        for k, arm in enumerate(self.arms):
+            outcomes[f"mean[{arm}]"] = self.Y[self.treatment == k].mean(axis=0)
+        return {"features": features, "arms": arms, "outcomes": outcomes}
 
     # ------------------------------------------------------------------ construction
     @classmethod
@@ -160,6 +200,7 @@ class ExperimentData:
             frame, treatment, outcomes, features, propensity, unit_id
         )
         validation.check_columns_present(frame, roles, feature_names)
+        validation.check_required_complete(frame, treatment, outcomes, propensity)
         arm_tuple, treat_idx = validation.treatment_arms(frame[treatment], treatment, control, arms)
         Y = validation.outcome_matrix(frame, outcomes)
         feat_frame, schema, X = validation.encoded_features(frame, feature_names)
@@ -324,7 +365,8 @@ def _feature_matrix(
 
     Args:
         units: an ExperimentData (its schema must equal ``schema``), a DataFrame of raw features,
-            or an encoded matrix of shape (n_units, n_encoded) with finite values.
+            or an encoded matrix of shape (n_units, n_encoded) (NaN for missing values, no
+            infinite ones).
         schema: the feature schema the estimator was fitted on.
         fitted: what was fitted, for the schema-mismatch message ("the segments were").
 
@@ -346,8 +388,10 @@ def _feature_matrix(
             f"feature matrix has shape {X.shape}; expected (n_units, {schema.n_encoded}) "
             f"encoded as {list(schema.encoded_names)}"
         )
-    if not np.isfinite(X).all():
+    n_inf = int(np.isinf(X).sum())
+    if n_inf:
         raise InputDataError(
-            f"feature matrix has {validation.count_nonfinite(X)} NaN or infinite value(s)"
+            f"feature matrix has {n_inf} infinite value(s); missing values (NaN) are allowed, "
+            "infinite ones are not"
         )
     return X

@@ -4,6 +4,11 @@ Each step checks one thing about the logged frame and returns what it validated 
 the outcome matrix, encoded features, ...); the first problem raises
 :class:`~pex_tuner.errors.InputDataError` (or :class:`~pex_tuner.errors.ConfigurationError` for
 an argument) with a message that names the column and says what was expected.
+
+Missing values are allowed in features (they are data: encoded as NaN and routed by every model
+and tree) but not in the arm, outcome or propensity columns, which every unit needs.
+:func:`check_required_complete` lists every such column with its counts in one message, before
+anything else is built; infinite feature values are an error listing every column at once.
 """
 
 from __future__ import annotations
@@ -15,13 +20,14 @@ import numpy as np
 import pandas as pd
 
 from pex_tuner.errors import ConfigurationError, InputDataError
-from pex_tuner.schema import FeatureSchema, missing_values_message
+from pex_tuner.schema import FeatureSchema, infinite_values_message
 
 __all__ = [
     "DIRECTIONS",
     "check_arguments",
     "check_columns_present",
     "check_declared_arms",
+    "check_required_complete",
     "column_roles",
     "count_nonfinite",
     "encoded_features",
@@ -106,6 +112,58 @@ def check_columns_present(
     if len(set(frame.columns)) != len(frame.columns):
         dup = sorted({str(c) for c in frame.columns if list(frame.columns).count(c) > 1})
         raise InputDataError(f"the frame has duplicate column names {dup}")
+
+
+def _counts_text(n_nan: int, n_inf: int) -> str:
+    parts = ([f"{n_nan} NaN"] if n_nan else []) + ([f"{n_inf} infinite"] if n_inf else [])
+    return ", ".join(parts)
+
+
+def _listed(items: Sequence[str]) -> str:
+    return items[0] if len(items) == 1 else ", ".join(items[:-1]) + " and " + items[-1]
+
+
+def check_required_complete(
+    frame: pd.DataFrame, treatment: str, outcomes: Mapping[str, str], propensity: str | None
+) -> None:
+    """No missing arm, outcome or propensity values (nor infinite outcomes).
+
+    Every offending column is listed with its counts in one message, e.g. ``"outcomes 'spend'
+    (12 NaN) and 'visit' (3 NaN) have missing or infinite values"``, so one fix suffices.
+    Non-numeric outcome or propensity columns are left to the type checks that follow.
+
+    Raises:
+        InputDataError: some unit lacks its arm, an outcome or its propensity.
+    """
+    problems: list[str] = []
+    n_arm = int(frame[treatment].isna().sum())
+    if n_arm:
+        problems.append(f"treatment column '{treatment}' has {n_arm} missing value(s)")
+    bad_outcomes: list[str] = []
+    for name in outcomes:
+        col = frame[name]
+        if not pd.api.types.is_numeric_dtype(col.dtype) or isinstance(
+            col.dtype, pd.CategoricalDtype
+        ):
+            n_nan, n_inf = int(col.isna().sum()), 0
+        else:
+            y = col.to_numpy(dtype=np.float64, na_value=np.nan)
+            n_nan, n_inf = int(np.isnan(y).sum()), int(np.isinf(y).sum())
+        if n_nan or n_inf:
+            bad_outcomes.append(f"'{name}' ({_counts_text(n_nan, n_inf)})")
+    if len(bad_outcomes) == 1:
+        problems.append(f"outcome {bad_outcomes[0]} has missing or infinite values")
+    elif bad_outcomes:
+        problems.append(f"outcomes {_listed(bad_outcomes)} have missing or infinite values")
+    if propensity is not None:
+        n_p = int(frame[propensity].isna().sum())
+        if n_p:
+            problems.append(f"propensity column '{propensity}' has {n_p} missing value(s)")
+    if problems:
+        raise InputDataError(
+            "; ".join(problems) + "; every unit needs its arm, outcomes and propensity (only "
+            "features may be missing): drop those rows or fill them before fitting"
+        )
 
 
 def treatment_arms(
@@ -199,13 +257,17 @@ def encoded_features(
     frame: pd.DataFrame, feature_names: Sequence[str]
 ) -> tuple[pd.DataFrame, FeatureSchema, np.ndarray]:
     """The raw feature frame (index reset), its inferred schema, and the encoded matrix of
-    shape (n_units, n_encoded); missing feature values are an error here."""
+    shape (n_units, n_encoded); missing values are kept (NaN in the encoding), infinite
+    numeric values are an error listing every offending feature."""
     feat_frame = frame[list(feature_names)].copy()
     schema = FeatureSchema.infer(feat_frame, feature_names)
-    for name, kind in zip(schema.names, schema.kinds, strict=True):
-        msg = missing_values_message(name, kind, feat_frame[name])
-        if msg:
-            raise InputDataError(msg + "; drop or impute them before fitting")
+    numeric = [n for n, k in zip(schema.names, schema.kinds, strict=True) if k == "numeric"]
+    msg = infinite_values_message(feat_frame, numeric)
+    if msg:
+        raise InputDataError(
+            f"{msg}; missing values (NaN or None) are allowed, infinite ones are not: replace "
+            "them with NaN or a finite value"
+        )
     X = schema.encode(feat_frame, validate=False)
     return feat_frame.reset_index(drop=True), schema, X
 

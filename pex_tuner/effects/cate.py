@@ -13,6 +13,12 @@ Outcome surfaces ``mu[n, k, j]`` (for the direct method and doubly robust OPE) a
 ``mu_0(x) + tau_k(x)``, where ``mu_0`` is the learner's own control-arm regression (T- and
 X-learner) or a separate cross-fitted control-arm regression with the same base learner
 (S- and DR-learner). For the T-learner this is exactly its per-arm regressions.
+
+Missing feature values reach the models as NaN (``allow_missing=True`` on every econml
+meta-learner): LightGBM, the default base learner, learns where missing values go at each
+split. A base learner that cannot take NaN fails before the first fold with a message naming
+the features that have missing values; a learned propensity model (unit-varying logged
+propensities) imputes the median and adds missing indicators first.
 """
 
 from __future__ import annotations
@@ -160,14 +166,43 @@ class CateModel:
         per_arm_constant = all(np.ptp(p[data.treatment == k]) < 1e-9 for k in range(data.n_arms))
         if per_arm_constant:
             return DummyClassifier(strategy="prior")
+        if np.isnan(data.X).any():
+            from sklearn.impute import SimpleImputer
+            from sklearn.pipeline import make_pipeline
+
+            return make_pipeline(
+                SimpleImputer(strategy="median", add_indicator=True),
+                LogisticRegression(max_iter=1000),
+            )
         return LogisticRegression(max_iter=1000)
+
+    def _check_missing_support(self, data: ExperimentData) -> None:
+        """A user's base learner must take NaN when features have missing values: fit it on
+        a few units first, so the failure names the features instead of a deep stack trace."""
+        missing = {n: c for n, c in data.missing_counts.items() if c}
+        if self.base_learner is None or not missing:
+            return
+        rows = np.flatnonzero(np.isnan(data.X).any(axis=1))[:5]
+        rows = np.r_[rows, np.flatnonzero(~np.isnan(data.X).any(axis=1))[:5]]
+        try:
+            clone(self.base_learner).fit(data.X[rows], data.Y[rows, 0])
+        except ValueError as exc:
+            if "nan" not in str(exc).lower():
+                raise
+            listed = ", ".join(f"'{n}' ({c} missing)" for n, c in missing.items())
+            raise InputDataError(
+                f"base learner {type(self.base_learner).__name__} cannot take missing values, "
+                f"and features {listed} have them; use a learner that handles NaN (the "
+                "default LightGBM, or sklearn's HistGradientBoostingRegressor) or a Pipeline "
+                "that imputes them first (SimpleImputer)"
+            ) from exc
 
     def _make_estimator(self, data: ExperimentData) -> Any:
         cats = list(range(data.n_arms))
         if self.learner == "t":
             from econml.metalearners import TLearner
 
-            return TLearner(models=self._base(), categories=cats)
+            return TLearner(models=self._base(), categories=cats, allow_missing=True)
         if self.learner == "x":
             from econml.metalearners import XLearner
 
@@ -175,11 +210,12 @@ class CateModel:
                 models=self._base(),
                 propensity_model=self._propensity_model(data),
                 categories=cats,
+                allow_missing=True,
             )
         if self.learner == "s":
             from econml.metalearners import SLearner
 
-            return SLearner(overall_model=self._base(), categories=cats)
+            return SLearner(overall_model=self._base(), categories=cats, allow_missing=True)
         from econml.dr import DRLearner
 
         return DRLearner(
@@ -189,6 +225,7 @@ class CateModel:
             categories=cats,
             cv=2,
             random_state=self.random_state,
+            allow_missing=True,
         )
 
     def fit(self, data: ExperimentData) -> CateModel:
@@ -196,6 +233,7 @@ class CateModel:
         import warnings
 
         self._check_params(data)
+        self._check_missing_support(data)
         # smallest arm within one fold's training part (sizes the default learner's leaves)
         counts = np.bincount(data.treatment, minlength=data.n_arms)
         self._min_arm_units = int(counts.min() * (self.n_folds - 1) / max(self.n_folds, 1))
@@ -307,11 +345,15 @@ class CateModel:
         K, J = len(self.arms_), len(self.outcomes_)
         tau = np.zeros((len(X), K, J))
         mu0 = np.zeros((len(X), J))
-        for models_f in self.fold_models_:
-            for j, (est, ctrl) in enumerate(models_f):
-                t_hat, m0 = self._predict_one(est, ctrl, X, K)
-                tau[:, 1:, j] += t_hat
-                mu0[:, j] += m0
+        import warnings
+
+        with warnings.catch_warnings():  # econml warns on every NaN input; they are data here
+            warnings.filterwarnings("ignore", message="Input contains NaN", category=UserWarning)
+            for models_f in self.fold_models_:
+                for j, (est, ctrl) in enumerate(models_f):
+                    t_hat, m0 = self._predict_one(est, ctrl, X, K)
+                    tau[:, 1:, j] += t_hat
+                    mu0[:, j] += m0
         tau /= len(self.fold_models_)
         mu0 /= len(self.fold_models_)
         return EffectPredictions(

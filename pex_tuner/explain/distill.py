@@ -343,7 +343,8 @@ class DistillHTE:
                 f"needs at least min_units_per_arm={m} of each (lower min_units_per_arm "
                 "or use more units)"
             )
-        leaves, conds = pruned_segments(tree.tree_, ok, data.schema)
+        with_missing = [n for n, c in data.missing_counts.items() if c]
+        leaves, conds = pruned_segments(tree.tree_, ok, data.schema, with_missing)
         owner = node_owner(tree.tree_, leaves)
         seg_e = owner[tree.apply(X_e)]
         effects = np.zeros((len(leaves), data.n_outcomes))

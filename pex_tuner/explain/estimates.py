@@ -5,7 +5,11 @@ from __future__ import annotations
 import numpy as np
 from scipy import stats
 
-__all__ = ["segment_effect"]
+__all__ = ["SE_FLOOR_RTOL", "segment_effect"]
+
+# Floor on the standard error, relative to the larger |mean| of the two arms: sqrt(machine
+# epsilon), about 1.5e-8 (see segment_effect).
+SE_FLOOR_RTOL = float(np.sqrt(np.finfo(np.float64).eps))
 
 
 def _weighted_mean_var(y: np.ndarray, w: np.ndarray) -> tuple[np.ndarray, np.ndarray, float]:
@@ -37,6 +41,18 @@ def segment_effect(
     uses Student's t with Welch-Satterthwaite degrees of freedom (Kish effective sample sizes
     under unequal weights); for segments of a few dozen units per arm it is the normal interval.
 
+    Floor on the standard error. The standard error is at least ``SE_FLOOR_RTOL * max(|m_t|,
+    |m_c|)`` (``SE_FLOOR_RTOL = sqrt(eps)``, about 1.5e-8 relative to the arms' means). A
+    difference of two float64 means carries rounding error of up to about ``n * eps * |mean|``
+    (the weighted sums), so an interval narrower than ``sqrt(eps) * |mean|`` measures the
+    arithmetic, not the data: an outcome that is constant within both arms (a constant-effect
+    teacher, a deterministic column) gave an "effect" of 4.4e-16 with interval [2.6e-16,
+    6.3e-16], flagged significant. With the floor such an effect is within its interval's
+    half-width of 0 and never significant, while for any outcome with sampling noise the floor
+    is many orders of magnitude below the Welch standard error and changes nothing. (A
+    minimum detectable effect in outcome units would need a unit scale the library does not
+    know; the floor is relative, so it needs none.)
+
     Args:
         y_treated: outcomes of the treated units, shape (n_treated, n_outcomes).
         p_treated: their propensities (probability of the arm they got), shape (n_treated,).
@@ -52,7 +68,8 @@ def segment_effect(
     m_c, v_c, n_c = _weighted_mean_var(y_control, 1.0 / p_control)
     effect = m_t - m_c
     var = v_t + v_c
-    se = np.sqrt(var)
+    floor = SE_FLOOR_RTOL * np.maximum(np.abs(m_t), np.abs(m_c))
+    se = np.where(np.isnan(var), np.nan, np.maximum(np.sqrt(var), floor))
     with np.errstate(divide="ignore", invalid="ignore"):
         df = var**2 / (v_t**2 / max(n_t - 1.0, 1e-12) + v_c**2 / max(n_c - 1.0, 1e-12))
     alpha = 1.0 - confidence

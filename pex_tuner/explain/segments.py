@@ -5,7 +5,9 @@ The distillation trees are scikit-learn trees grown on the *encoded* features
 column per category of a categorical feature. Their paths are read with the walker and the
 conjunction of :mod:`pex_tuner.rules` (``x0 <= 0.31``, ``platform in {"ios"}``), in the
 canonical form for people: per feature the lower bound, the upper bound, then the shorter of
-the allowed and the excluded category sets.
+the allowed and the excluded category sets. On features with missing values the rule says
+where scikit-learn's learned ``missing_go_to_left`` sends them (``age <= 30 or age is
+missing``, ``age > 30 and age is not missing``).
 """
 
 from __future__ import annotations
@@ -25,7 +27,7 @@ ALL_UNITS = "all units"
 
 
 def pruned_segments(
-    tree: Any, ok: np.ndarray, schema: FeatureSchema
+    tree: Any, ok: np.ndarray, schema: FeatureSchema, with_missing: Sequence[str] = ()
 ) -> tuple[list[int], tuple[tuple[Condition, ...], ...]]:
     """Final leaves of ``tree`` after collapsing every split that has a child which is not ok,
     with their merged conditions.
@@ -34,6 +36,8 @@ def pruned_segments(
         tree: a fitted sklearn ``Tree`` (``estimator.tree_``) over ``schema``'s encoding.
         ok: bool ndarray of shape (n_nodes,), whether a node holds enough units of each arm.
         schema: the feature schema the tree's columns encode.
+        with_missing: features with missing values in the data: their conditions say where
+            the tree sends missing values (``age <= 30 or age is missing``).
 
     Returns:
         (node ids of the final leaves, left to right; each leaf's conditions). If ``ok[0]``,
@@ -47,7 +51,7 @@ def pruned_segments(
     def collapsed(node: int) -> bool:
         return not (ok[int(left[node])] and ok[int(right[node])])
 
-    paths = leaf_paths(tree, encoded_columns(schema), stop=collapsed)
+    paths = leaf_paths(tree, encoded_columns(schema), stop=collapsed, with_missing=with_missing)
     cmap = schema.category_map
     # sklearn never grows an empty region, so no conjunction is None
     conditions = tuple(conjoin(path, cmap) or () for _, path in paths)

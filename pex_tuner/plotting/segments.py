@@ -38,7 +38,8 @@ def plot_segments(
     negative one, gray when the interval covers 0), **with the outcome's direction taken into
     account**: green means significantly *good* and red significantly *bad*. For a maximized
     outcome that is exactly the paper's coloring; for a minimized outcome (a cost, a latency)
-    a significant *decrease* is green and a significant increase red. Pass
+    a significant *decrease* is green and a significant increase red. A bar whose interval has
+    zero width is gray whatever its ``significant`` flag says (floating-point noise). Pass
     ``directions={"cost": "max"}`` to color by sign alone.
 
     Args:
@@ -109,7 +110,9 @@ def plot_segments(
             effect = rows[f"effect[{o}]"].to_numpy(dtype=float)
             lo = rows[f"ci_low[{o}]"].to_numpy(dtype=float)
             hi = rows[f"ci_high[{o}]"].to_numpy(dtype=float)
-            sig = rows[f"significant[{o}]"].astype(bool).to_numpy()
+            # an interval of zero width is floating-point noise, not evidence (files written
+            # before DistillHTE floored the standard error may flag one significant)
+            sig = rows[f"significant[{o}]"].astype(bool).to_numpy() & (hi - lo > 0)
             colors = [
                 SEGMENT_COLORS["not significant"]
                 if not s

@@ -7,7 +7,10 @@ features, and its ``tree_`` is walked into ordered segments (:func:`pex_tuner.ru
 - a numeric column gives ``x <= t`` / ``x > t`` (scikit-learn splits at midpoints, left is
   ``<=``, the TreePolicy convention);
 - a one-hot column ``platform=ios`` (threshold 0.5) gives ``platform not in {"ios"}`` on the
-  left and ``platform in {"ios"}`` on the right, mapped back through the FeatureSchema.
+  left and ``platform in {"ios"}`` on the right, mapped back through the FeatureSchema;
+- missing values (NaN in the encoding, a missing category NaN in all its one-hot columns) are
+  routed by scikit-learn's learned ``missing_go_to_left`` of each split, which becomes the
+  conditions' ``missing`` flag on features that had missing values in training.
 
 Leaves are merged as in the greedy learner: subtrees whose leaves all give the same arm
 collapse, the arm with the most training units becomes the default.
@@ -47,6 +50,7 @@ def tree_policy_from_sklearn(
     *,
     outcomes: tuple[str, ...] = (),
     name: str | None = None,
+    with_missing: Sequence[str] = (),
 ) -> TreePolicy:
     """Convert a fitted ``DecisionTreeClassifier`` over ``schema.encode(frame)`` to a TreePolicy.
 
@@ -55,6 +59,8 @@ def tree_policy_from_sklearn(
         schema: the feature schema whose encoding the tree was fitted on.
         arms: arm labels, control first.
         outcomes, name: recorded on the policy.
+        with_missing: features with missing values in training; their conditions carry the
+            tree's learned missing direction.
     """
     t = tree.tree_
     cols = encoded_columns(schema)
@@ -80,7 +86,9 @@ def tree_policy_from_sklearn(
     collapse(0)
     leaves = [
         (path, collapsed.get(node, arm_of(node)), int(t.n_node_samples[node]))
-        for node, path in leaf_paths(t, cols, stop=collapsed.__contains__)
+        for node, path in leaf_paths(
+            t, cols, stop=collapsed.__contains__, with_missing=with_missing
+        )
     ]
     size = np.zeros(len(arms))
     for _, arm, n in leaves:
@@ -208,8 +216,14 @@ class DistillPolicyLearner(PolicyLearner):
             random_state=self.random_state,
         ).fit(schema.encode(frame), y)
         self.tree_ = clf
+        missing = [n for n in schema.names if frame[n].isna().any()]
         self.policy_ = tree_policy_from_sklearn(
-            clf, schema, tuple(arms), outcomes=outcomes, name=f"distill_d{self.max_depth}"
+            clf,
+            schema,
+            tuple(arms),
+            outcomes=outcomes,
+            name=f"distill_d{self.max_depth}",
+            with_missing=missing,
         )
         self.train_agreement_ = float((self.policy_.assign_index(frame) == y).mean())
         return self

@@ -12,11 +12,14 @@ The first segment whose conditions all hold decides the unit's arm; units that m
 get ``default_arm``. The policy needs no CATE model at assignment time, so it can be exported as
 SQL or as a dependency-free Python function (:mod:`pex_tuner.policies.export`).
 
-Missing values are handled explicitly and identically in every implementation (pandas, SQL,
-exported Python): a missing numeric value (NaN, None, SQL NULL) fails ``x <= t`` and therefore
-takes the ``x > t`` branch; a missing category is in no category set (``in`` fails, ``not in``
-holds). Policy artifacts validate frames against the feature schema first, which rejects missing
-values before assignment.
+Missing values (NaN, None, ``pd.NA``, SQL NULL) are data, routed identically in every
+implementation (pandas, SQL, exported Python) by each condition's ``missing`` flag
+(:attr:`~pex_tuner.rules.Condition.missing_ok`): the tree learners set it from the direction
+they learned for features that had missing values in training. Conditions without the flag
+(documents written before it existed, features never missing in training) keep the fixed rule:
+a missing numeric value fails ``x <= t`` and satisfies ``x > t``; a missing category is in no
+category set (``in`` fails, ``not in`` holds). A missing value in a feature the policy does not
+test changes nothing.
 """
 
 from __future__ import annotations
@@ -43,6 +46,14 @@ __all__ = ["TreePolicy"]
 
 KIND = "tree"
 VERSION = 1
+
+
+def _numbers_or_missing(col: pd.Series) -> bool:
+    """An object column holding only numbers and missing values."""
+    if isinstance(col.dtype, pd.CategoricalDtype):
+        return False
+    kind = pd.api.types.infer_dtype(col, skipna=True)
+    return kind in ("integer", "floating", "mixed-integer-float", "empty", "decimal")
 
 
 @dataclass(frozen=True)
@@ -170,23 +181,36 @@ class TreePolicy:
                 if not pd.api.types.is_numeric_dtype(col.dtype) or isinstance(
                     col.dtype, pd.CategoricalDtype
                 ):
-                    raise InputDataError(
-                        f"feature '{name}' must be numeric for this tree policy; got dtype "
-                        f"{col.dtype}"
-                    )
+                    if _numbers_or_missing(col):  # e.g. [1.5, None] or all None
+                        col = pd.to_numeric(col)
+                    else:
+                        raise InputDataError(
+                            f"feature '{name}' must be numeric for this tree policy; got "
+                            f"dtype {col.dtype}"
+                        )
                 cols[name] = col.to_numpy(dtype=np.float64, na_value=np.nan)
+                if np.isinf(cols[name]).any():
+                    raise InputDataError(
+                        f"feature '{name}' has {int(np.isinf(cols[name]).sum())} infinite "
+                        "value(s); missing values (NaN) are allowed, infinite ones are not"
+                    )
             else:
-                cols[name] = (col.notna().to_numpy(), col.astype(str))
+                cols[name] = (col.isna().to_numpy(), col.astype(str))
         return cols
 
     @staticmethod
     def _holds(cond: Condition, cols: dict[str, Any]) -> np.ndarray:
+        """Whether each row satisfies ``cond``, bool ndarray of shape (n_units,)."""
         if isinstance(cond.value, float):
-            le = cols[cond.feature] <= cond.value  # False for NaN, so NaN takes '>'
-            return le if cond.op == "<=" else ~le
-        present, text = cols[cond.feature]
-        inside = present & text.isin(cond.value).to_numpy()
-        return inside if cond.op == "in" else ~inside
+            x = cols[cond.feature]
+            missing = np.isnan(x)
+            with np.errstate(invalid="ignore"):
+                test = x <= cond.value if cond.op == "<=" else x > cond.value
+        else:
+            missing, text = cols[cond.feature]
+            inside = text.isin(cond.value).to_numpy()
+            test = inside if cond.op == "in" else ~inside
+        return np.where(missing, cond.missing_ok, test)
 
     def assign_index(self, frame: pd.DataFrame) -> np.ndarray:
         """Arm index per row of ``frame`` (0 = control), int ndarray of shape (n_units,).
@@ -195,8 +219,12 @@ class TreePolicy:
             frame: DataFrame with (at least) the features the conditions test, raw (not
                 one-hot encoded); extra columns are ignored.
 
+        Missing values are allowed in every feature; each condition routes them by its
+        ``missing`` flag (module docstring).
+
         Raises:
-            InputDataError: a tested column is missing or a numeric one is not numeric.
+            InputDataError: a tested column is missing, or a numeric one is not numeric or
+                holds infinite values.
         """
         cols = self._columns(frame)
         n = len(frame)

@@ -26,6 +26,15 @@ The algorithm (module docstring of :mod:`pex_tuner.policies.greedy_tree` for tim
 4. Leaves become segments with merged conditions (:func:`pex_tuner.rules.conjoin`). The arm
    with the most training units across leaves becomes the default arm and its leaves are
    dropped; this is exact because leaves partition the feature space.
+
+Missing values (XGBoost's sparsity-aware split finding): every feature has one more bin, the
+last, for its missing values, and every split is evaluated twice, with the node's missing units
+sent left and sent right; the better is kept (ties: right, the fixed rule of a numeric ``>``).
+A side must hold at least one unit whose feature is present, so a region is never "missing
+only" and conjunctions along a path stay satisfiable by present values. The learned direction
+becomes the conditions' ``missing`` flag on features that had missing values in training; a
+node without missing units of the split feature sends them right (the direction new units with
+a missing value take there). Features never missing in training keep the fixed rule.
 """
 
 from __future__ import annotations
@@ -84,6 +93,10 @@ class Candidates:
     valid: np.ndarray
 
 
+# Candidate splits of a node, as returned by _best_split: (feature, bin, missing-left)
+Split = tuple[int, int, bool]
+
+
 class Criterion(Protocol):
     """What a set of units is worth under each arm, from the sums of its statistic columns."""
 
@@ -104,6 +117,7 @@ class _Node:
     value: float
     feature: int = -1
     bin: int = -1
+    missing_left: bool = False
     left: _Node | None = None
     right: _Node | None = None
     values: np.ndarray | None = None  # (K,) value of giving the node's units each arm
@@ -148,12 +162,17 @@ class GrownTree:
 
 @dataclass(frozen=True)
 class _Binned:
-    codes: np.ndarray  # (n_features, n_units) uint8 / uint16 bin codes
+    codes: np.ndarray  # (n_features, n_units) uint8 / uint16 bin codes; n_bins - 1: missing
     n_cand: np.ndarray  # (n_features,) candidate splits per feature
     is_num: np.ndarray  # (n_features,) bool
     edges: list[np.ndarray]  # numeric thresholds per feature (empty for categorical)
     categories: list[tuple[str, ...]]  # categories per feature (empty for numeric)
-    n_bins: int  # width of the histogram axis
+    n_bins: int  # width of the histogram axis, the missing bin included
+    has_missing: np.ndarray  # (n_features,) bool: some training unit lacks the feature
+
+    @property
+    def missing_bin(self) -> int:
+        return self.n_bins - 1
 
 
 def resolve_min_size(min_segment_size: int | float, n: int) -> int:
@@ -175,20 +194,21 @@ def _columns(
         columns: list[np.ndarray] = []
         for name, kind in zip(schema.names, schema.kinds, strict=True):
             if kind == NUMERIC:
-                columns.append(X[name].to_numpy(dtype=np.float64))
-            else:
+                col = pd.to_numeric(X[name], errors="coerce")  # validated: numbers, missing
+                columns.append(col.to_numpy(dtype=np.float64, na_value=np.nan))
+            else:  # category codes, -1 for missing
                 codes = pd.Categorical(X[name].astype(str), categories=list(cmap[name])).codes
-                columns.append(codes.astype(np.int64))
+                columns.append(np.where(X[name].isna().to_numpy(), -1, codes).astype(np.int64))
         return columns, schema.names, schema.kinds, cmap
     arr = np.asarray(X, dtype=float)
     if arr.ndim != 2:
         raise InputDataError(
             f"X must be a DataFrame or a 2-D array (n_units, n_features); got shape {arr.shape}"
         )
-    if not np.isfinite(arr).all():
+    if np.isinf(arr).any():
         raise InputDataError(
-            f"X has {int((~np.isfinite(arr)).sum())} NaN or infinite value(s); drop "
-            "or impute them before fitting"
+            f"X has {int(np.isinf(arr).sum())} infinite value(s); missing values (NaN) are "
+            "allowed, infinite ones are not"
         )
     names = tuple(f"x{i}" for i in range(arr.shape[1]))
     columns = [np.ascontiguousarray(arr[:, i]) for i in range(arr.shape[1])]
@@ -197,7 +217,9 @@ def _columns(
 
 def _edges(x: np.ndarray, n_bins: int) -> np.ndarray:
     """Thresholds t (observed values) so that ``x <= t`` splits; at most n_bins - 1."""
-    s = np.sort(x)
+    s = np.sort(x[~np.isnan(x)])
+    if len(s) == 0:
+        return s
     distinct = s[np.r_[True, s[1:] != s[:-1]]]
     if len(distinct) <= n_bins:
         return distinct[:-1]
@@ -234,14 +256,19 @@ def _bin(
             cats_of.append(tuple(cats))
             n_cand[f] = len(cats) if len(cats) > 1 else 0
             width = max(width, len(cats))
+    width += 1  # the missing bin
     codes = np.empty((len(names), n), dtype=np.uint8 if width <= 256 else np.uint16)
+    has_missing = np.zeros(len(names), dtype=bool)
     for f, kind in enumerate(kinds):
+        missing = np.isnan(columns[f]) if kind == NUMERIC else columns[f] < 0
+        has_missing[f] = missing.any()
         if kind == NUMERIC:
-            codes[f] = np.searchsorted(edges[f], columns[f], side="left")
+            codes[f] = np.where(missing, width - 1, np.searchsorted(edges[f], columns[f]))
         else:
-            codes[f] = columns[f]
+            codes[f] = np.where(missing, width - 1, columns[f])
     is_num = np.array([k == NUMERIC for k in kinds])
-    return _Binned(codes, n_cand, is_num, edges, cats_of, width), tuple(names), tuple(kinds)
+    binned = _Binned(codes, n_cand, is_num, edges, cats_of, width, has_missing)
+    return binned, tuple(names), tuple(kinds)
 
 
 # ---------------------------------------------------------------------- search
@@ -270,17 +297,30 @@ def _histogram(b: _Binned, R: np.ndarray, idx: np.ndarray | None) -> tuple[np.nd
 
 def _best_split(
     b: _Binned, H: np.ndarray, C: np.ndarray, min_size: int, tol: float, crit: Criterion
-) -> tuple[int, int, float] | None:
+) -> Split | None:
+    """The best split of a node from its histograms H (F, B, M) and counts C (F, B).
+
+    Every (feature, threshold) is a candidate twice: missing units right (bins ``0..B-2``
+    of the candidate axis) and left (bins ``B-1..2B-3``), the latter only for features
+    with missing units in the node. Returns (feature, bin, missing-left) or None.
+    """
     T = H[0].sum(axis=0)  # (M,) node totals
     N = C[0].sum()
-    cumH = np.cumsum(H, axis=1)
-    cumC = np.cumsum(C, axis=1)
+    m = b.missing_bin
+    Hm, Cm = H[:, m, :], C[:, m]  # missing units per feature
+    Hp, Cp = H[:, :m, :], C[:, :m]  # present units per (feature, bin)
+    Np = N - Cm  # (F,) present units per feature
     # numeric: left = bins <= b (x <= edge[b]); categorical: left = every category but b
     num = b.is_num[:, None]
-    L = np.where(num[:, :, None], cumH, T - H)
-    n_left = np.where(num, cumC, N - C)
-    valid = (np.arange(b.n_bins)[None, :] < b.n_cand[:, None]) & (n_left >= min_size)
-    valid &= N - n_left >= min_size
+    L0 = np.where(num[:, :, None], np.cumsum(Hp, axis=1), (T - Hm)[:, None, :] - Hp)
+    n0 = np.where(num, np.cumsum(Cp, axis=1), Np[:, None] - Cp)  # present units left
+    L = np.concatenate([L0, L0 + Hm[:, None, :]], axis=1)  # (F, 2m, M)
+    n_left = np.concatenate([n0, n0 + Cm[:, None]], axis=1)
+    n_present = np.concatenate([n0, n0], axis=1)
+    cand = np.arange(m)[None, :] < b.n_cand[:, None]
+    valid = np.concatenate([cand, cand & (Cm > 0)[:, None]], axis=1)
+    valid &= (n_left >= min_size) & (N - n_left >= min_size)
+    valid &= (n_present >= 1) & (Np[:, None] - n_present >= 1)
     if not valid.any():
         return None
     VT = crit.arm_values(T, N)
@@ -293,11 +333,10 @@ def _best_split(
             return None
     total = np.where(valid, VL.max(axis=2) + VR.max(axis=2), -np.inf)
     flat = int(np.argmax(total))
-    best = float(total.flat[flat])
-    if best <= VT.max() + tol:
+    if float(total.flat[flat]) <= VT.max() + tol:
         return None
-    f, bin_ = divmod(flat, b.n_bins)
-    return f, bin_, best
+    f, col = divmod(flat, 2 * m)
+    return f, col % m, col >= m
 
 
 @dataclass(frozen=True)
@@ -324,12 +363,13 @@ def _grow(
     split = _best_split(b, H, C, s.min_size, s.tol_unit * n, s.crit)
     if split is None:
         return node
-    f, bin_, _ = split
+    f, bin_, missing_left = split
     codes = b.codes[f] if idx is None else b.codes[f, idx]
-    go_left = codes <= bin_ if b.is_num[f] else codes != bin_
+    present = codes != b.missing_bin
+    go_left = np.where(present, codes <= bin_ if b.is_num[f] else codes != bin_, missing_left)
     all_idx = np.arange(n) if idx is None else idx
     left_idx, right_idx = all_idx[go_left], all_idx[~go_left]
-    node.feature, node.bin = f, bin_
+    node.feature, node.bin, node.missing_left = f, bin_, missing_left
     if depth + 1 >= s.max_depth:  # children are leaves: their totals suffice
         left_total = R[left_idx].sum(axis=0)
         HL, HR = left_total[None, None, :], (T - left_total)[None, None, :]
@@ -364,12 +404,13 @@ def _leaves(
     if node.left is None or node.right is None:
         return [(path, node)]
     f, name = node.feature, names[node.feature]
+    ml, mr = (node.missing_left, not node.missing_left) if b.has_missing[f] else (None, None)
     if b.is_num[f]:
         t = float(b.edges[f][node.bin])
-        left, right = Condition(name, "<=", t), Condition(name, ">", t)
+        left, right = Condition(name, "<=", t, ml), Condition(name, ">", t, mr)
     else:
         cat = (b.categories[f][node.bin],)
-        left, right = Condition(name, "not in", cat), Condition(name, "in", cat)
+        left, right = Condition(name, "not in", cat, ml), Condition(name, "in", cat, mr)
     return _leaves(node.left, [*path, left], b, names) + _leaves(
         node.right, [*path, right], b, names
     )
