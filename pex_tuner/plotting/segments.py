@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
+from typing import Any
 
 import pandas as pd
 
@@ -19,6 +20,80 @@ SEGMENT_COLORS = {
 
 def _outcomes_of(segments: pd.DataFrame) -> list[str]:
     return [str(c)[len("effect[") : -1] for c in segments.columns if str(c).startswith("effect[")]
+
+
+def _checked_outcomes(segments: pd.DataFrame, outcome: str | Sequence[str] | None) -> list[str]:
+    """The outcomes to draw; InputDataError when ``segments`` is not a segments frame."""
+    if not isinstance(segments, pd.DataFrame):
+        raise InputDataError(
+            f"expected the segments DataFrame of DistillHTE, got {type(segments).__name__}"
+        )
+    needed = {"treatment", "segment", "rule", "n_units"}
+    missing = sorted(needed - set(segments.columns))
+    available = _outcomes_of(segments)
+    if missing or not available:
+        raise InputDataError(
+            f"segments lacks column(s) {missing or ['effect[<outcome>]']}; pass the segments_ "
+            "frame of a fitted DistillHTE"
+        )
+    if outcome is None:
+        outcomes = available
+    else:
+        outcomes = [outcome] if isinstance(outcome, str) else [str(o) for o in outcome]
+        unknown = [o for o in outcomes if o not in available]
+        if unknown:
+            raise InputDataError(
+                f"unknown outcome(s) {unknown}; the segments have outcomes {available}"
+            )
+    for o in outcomes:
+        cols = [f"ci_low[{o}]", f"ci_high[{o}]", f"significant[{o}]"]
+        lacking = [c for c in cols if c not in segments.columns]
+        if lacking:
+            raise InputDataError(f"segments lacks column(s) {lacking}")
+    return outcomes
+
+
+def _segment_bars(rows: pd.DataFrame, o: str, sign: float) -> Any:
+    """One panel's bars: the segments of one treatment, effect on outcome ``o`` with CIs.
+
+    ``sign`` is +1 when larger values of ``o`` are better and -1 when smaller ones are.
+    """
+    import plotly.graph_objects as go
+
+    effect = rows[f"effect[{o}]"].to_numpy(dtype=float)
+    lo = rows[f"ci_low[{o}]"].to_numpy(dtype=float)
+    hi = rows[f"ci_high[{o}]"].to_numpy(dtype=float)
+    # an interval of zero width is floating-point noise, not evidence (files written
+    # before DistillHTE floored the standard error may flag one significant)
+    sig = rows[f"significant[{o}]"].astype(bool).to_numpy() & (hi - lo > 0)
+    colors = [
+        SEGMENT_COLORS["not significant"]
+        if not s
+        else SEGMENT_COLORS["good" if sign * e > 0 else "bad"]
+        for s, e in zip(sig, effect, strict=True)
+    ]
+    custom = list(
+        zip(
+            rows["rule"].astype(str),
+            lo,
+            hi,
+            rows["n_units"].astype(int),
+            strict=True,
+        )
+    )
+    return go.Bar(
+        x=[f"S{s}" for s in rows["segment"]],
+        y=effect,
+        marker_color=colors,
+        error_y=dict(type="data", array=hi - effect, arrayminus=effect - lo),
+        customdata=custom,
+        hovertemplate=(
+            "<b>%{x}</b>: %{customdata[0]}<br>effect %{y:.4g} "
+            "[%{customdata[1]:.4g}, %{customdata[2]:.4g}]<br>"
+            "%{customdata[3]} units<extra></extra>"
+        ),
+        showlegend=False,
+    )
 
 
 def plot_segments(
@@ -60,32 +135,7 @@ def plot_segments(
     import plotly.graph_objects as go
     from plotly.subplots import make_subplots
 
-    if not isinstance(segments, pd.DataFrame):
-        raise InputDataError(
-            f"expected the segments DataFrame of DistillHTE, got {type(segments).__name__}"
-        )
-    needed = {"treatment", "segment", "rule", "n_units"}
-    missing = sorted(needed - set(segments.columns))
-    available = _outcomes_of(segments)
-    if missing or not available:
-        raise InputDataError(
-            f"segments lacks column(s) {missing or ['effect[<outcome>]']}; pass the segments_ "
-            "frame of a fitted DistillHTE"
-        )
-    if outcome is None:
-        outcomes = available
-    else:
-        outcomes = [outcome] if isinstance(outcome, str) else [str(o) for o in outcome]
-        unknown = [o for o in outcomes if o not in available]
-        if unknown:
-            raise InputDataError(
-                f"unknown outcome(s) {unknown}; the segments have outcomes {available}"
-            )
-    for o in outcomes:
-        cols = [f"ci_low[{o}]", f"ci_high[{o}]", f"significant[{o}]"]
-        lacking = [c for c in cols if c not in segments.columns]
-        if lacking:
-            raise InputDataError(f"segments lacks column(s) {lacking}")
+    outcomes = _checked_outcomes(segments, outcome)
     dirs = dict(segments.attrs.get("directions") or {})
     dirs.update(directions or {})
     control = segments.attrs.get("control")
@@ -104,47 +154,10 @@ def plot_segments(
         horizontal_spacing=min(0.3 / max(len(treatments) - 1, 1), 0.08),
     )
     for r, o in enumerate(outcomes, start=1):
-        sign = -1.0 if dirs.get(o, "max") == "min" else 1.0
+        sign = -1.0 if dirs.get(o, "max") == "min" else 1.0  # +1: larger is better
         for c, t in enumerate(treatments, start=1):
             rows = segments[segments["treatment"].astype(str) == t]
-            effect = rows[f"effect[{o}]"].to_numpy(dtype=float)
-            lo = rows[f"ci_low[{o}]"].to_numpy(dtype=float)
-            hi = rows[f"ci_high[{o}]"].to_numpy(dtype=float)
-            # an interval of zero width is floating-point noise, not evidence (files written
-            # before DistillHTE floored the standard error may flag one significant)
-            sig = rows[f"significant[{o}]"].astype(bool).to_numpy() & (hi - lo > 0)
-            colors = [
-                SEGMENT_COLORS["not significant"]
-                if not s
-                else SEGMENT_COLORS["good" if sign * e > 0 else "bad"]
-                for s, e in zip(sig, effect, strict=True)
-            ]
-            custom = list(
-                zip(
-                    rows["rule"].astype(str),
-                    lo,
-                    hi,
-                    rows["n_units"].astype(int),
-                    strict=True,
-                )
-            )
-            fig.add_trace(
-                go.Bar(
-                    x=[f"S{s}" for s in rows["segment"]],
-                    y=effect,
-                    marker_color=colors,
-                    error_y=dict(type="data", array=hi - effect, arrayminus=effect - lo),
-                    customdata=custom,
-                    hovertemplate=(
-                        "<b>%{x}</b>: %{customdata[0]}<br>effect %{y:.4g} "
-                        "[%{customdata[1]:.4g}, %{customdata[2]:.4g}]<br>"
-                        "%{customdata[3]} units<extra></extra>"
-                    ),
-                    showlegend=False,
-                ),
-                row=r,
-                col=c,
-            )
+            fig.add_trace(_segment_bars(rows, o, sign), row=r, col=c)
             fig.add_hline(y=0, line_width=1, line_color="#444", row=r, col=c)
     for name, color in SEGMENT_COLORS.items():  # legend entries only
         label = f"significant, {name}" if name != "not significant" else name
