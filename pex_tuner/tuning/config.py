@@ -9,7 +9,7 @@ milliseconds instead of after the CATE model's fit. The config is frozen; its JS
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import asdict, dataclass, field, replace
 from typing import Any
 
@@ -21,7 +21,7 @@ from pex_tuner.ope import ESTIMATORS
 from pex_tuner.tuning.generation import ACQUISITIONS, MULTI_OBJECTIVE
 from pex_tuner.tuning.space import PARAMETERIZATIONS, SCALINGS
 
-__all__ = ["SPLITS", "TunerConfig", "check_base_learner"]
+__all__ = ["SPLITS", "TunerConfig", "check_base_learner", "check_count", "check_policy_names"]
 
 SPLITS = ("validation", "train+validation", "test")
 
@@ -177,3 +177,31 @@ def check_base_learner(base_learner: Any) -> None:
             "a scikit-learn regressor with fit and predict",
             type(base_learner).__name__,
         )
+
+
+def check_count(name: str, value: Any) -> int:
+    """``value`` as an int >= 1, else ConfigurationError (``The 'budget' parameter must be an
+    int >= 1. Got 0 instead.``): the check of ``run(budget)``, ``select_online_candidates(k)``
+    and the workflows' counts, made before any work."""
+    validate_params({name: value}, {name: [Interval(int, 1, None)]})
+    return int(value)
+
+
+def check_policy_names(names: Iterable[str], lookup: Callable[[str], Any]) -> list[str]:
+    """``names`` as a list after checking that ``lookup`` knows every one of them (all unknown
+    names listed at once), so ``write_artifacts`` fails before writing anything."""
+    if isinstance(names, str):
+        raise param_error("names", "a sequence of policy names, not one str", names)
+    names = list(names)
+    unknown = []
+    for name in names:
+        try:
+            lookup(name)
+        except ConfigurationError:
+            unknown.append(name)
+    if unknown:
+        raise ConfigurationError(
+            f"no evaluated policy named {unknown}; nothing was written (evaluated policies: "
+            "tuner.evaluations()['policy'])"
+        )
+    return names

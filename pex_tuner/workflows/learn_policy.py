@@ -36,8 +36,9 @@ from typing import Any
 
 import numpy as np
 
+from pex_tuner.checks import Interval, Options, validate_params
 from pex_tuner.data import ExperimentData
-from pex_tuner.effects import fit_effects
+from pex_tuner.effects import LEARNERS, fit_effects
 from pex_tuner.errors import ConfigurationError, InputDataError
 from pex_tuner.ope import PolicyEvaluation, evaluate_assignments
 from pex_tuner.policies import (
@@ -143,6 +144,13 @@ def learn_policy(
     if not 0.0 < validation_size < 1.0:
         raise ConfigurationError(f"'validation_size' must be in (0, 1); got {validation_size!r}")
     w = outcome_weight_vector(data, outcome_weights)
+    params = {
+        "max_depth": max_depth,
+        "min_segment_size": min_segment_size,
+        "outcome_weights": w,
+        "random_state": random_state,
+    }
+    _check_early(method, params, learner, n_folds)
     ind = data.split_indices(
         test_size=validation_size, validation_size=0.0, random_state=random_state
     )
@@ -153,12 +161,6 @@ def learn_policy(
         model = fit_effects(
             train, learner=learner, n_folds=n_folds, random_state=random_state, progress=False
         )
-    params = {
-        "max_depth": max_depth,
-        "min_segment_size": min_segment_size,
-        "outcome_weights": w,
-        "random_state": random_state,
-    }
     pred_train = model.predict(train) if method in _NEEDS_MODEL else None
     pred_val = None if model is None else model.predict(val, out_of_fold="never")
     if method in _GUIDE:
@@ -181,6 +183,18 @@ def learn_policy(
         indices=indices,
         model=model,
     )
+
+
+def _check_early(method: str, params: dict[str, Any], learner: str, n_folds: int) -> None:
+    """The learners' hyperparameters and the CATE model's options, checked before the split
+    and the model fit (the learners check them again in ``fit``)."""
+    validate_params(
+        {"learner": learner, "n_folds": n_folds},
+        {"learner": [Options(LEARNERS)], "n_folds": [Interval(int, 2, None)]},
+    )
+    names = ("greedy-tree", "no-hte-greedy") if method in _GUIDE else (method,)
+    for name in names:
+        _LEARNERS[name](**params)._validate_params()
 
 
 def _evaluate(

@@ -14,10 +14,11 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
+from pex_tuner.checks import Interval, Options, validate_params
 from pex_tuner.data import ExperimentData
 from pex_tuner.datasets import ExperimentWithTruth
-from pex_tuner.effects import EffectPredictions, fit_effects
-from pex_tuner.ope import evaluate
+from pex_tuner.effects import LEARNERS, EffectPredictions, fit_effects
+from pex_tuner.ope import ESTIMATORS, evaluate
 from pex_tuner.policies import LinearUtilityPolicy
 
 __all__ = ["OPEReport", "example_policies", "format_ope_table", "ope_report"]
@@ -142,7 +143,18 @@ def ope_report(
         estimator: OPE estimator (``"dr"``, ``"ips"``, ``"snips"``, ``"dm"``).
         seed: seed of the split and the CATE model.
         truth: the experiment with its potential outcomes (simulated data), for true values.
+
+    Raises:
+        ConfigurationError: a bad option, before the model is fitted.
     """
+    validate_params(
+        {"learner": learner, "estimator": estimator, "seed": seed},
+        {
+            "learner": [Options(LEARNERS)],
+            "estimator": [Options(ESTIMATORS)],
+            "seed": [Interval(int, 0, None)],
+        },
+    )
     split = data.split(random_state=seed)
     train, test = split.train, split.test
     t0 = time.perf_counter()

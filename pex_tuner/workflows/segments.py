@@ -13,8 +13,9 @@ from pathlib import Path
 
 import pandas as pd
 
+from pex_tuner.checks import Interval, Options, validate_params
 from pex_tuner.data import ExperimentData
-from pex_tuner.effects import CateModel
+from pex_tuner.effects import LEARNERS, CateModel
 from pex_tuner.explain import DistillHTE
 from pex_tuner.files import atomic_write
 
@@ -77,8 +78,20 @@ def explain_segments(
         outcome_weights: outcome -> loss weight in the tree (None: 1 each).
         learner: CATE meta-learner; n_folds: its cross-fitting folds.
         seed: ``random_state`` of the model and the tree.
+
+    Raises:
+        ConfigurationError: a bad option, before the model is fitted.
     """
     from pex_tuner.plotting import plot_segments, write_report
+
+    validate_params(
+        {"learner": learner, "n_folds": n_folds, "seed": seed},
+        {
+            "learner": [Options(LEARNERS)],
+            "n_folds": [Interval(int, 2, None)],
+            "seed": [Interval(int, 0, None)],
+        },
+    )
 
     explainer = DistillHTE(
         max_depth=max_depth,

@@ -16,7 +16,10 @@ Commands:
     serve     the online service that experiment systems poll for candidate policies.
 
 The flows themselves live in :mod:`pex_tuner.workflows` (callable from Python too); every
-command's work is imported lazily, so ``pex-tuner --help`` is quick.
+command's work is imported lazily, so ``pex-tuner --help`` is quick. Every option is checked
+before any data is read (:mod:`pex_tuner.cli.checks`); without ``--features``, the commands
+that read an experiment print the features they use and warn on outcome-like columns
+(:mod:`pex_tuner.data.leakage`).
 """
 
 from __future__ import annotations
@@ -30,6 +33,15 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 import pandas as pd
 
+from pex_tuner.cli.checks import (
+    check_options,
+    cli_message,
+    fraction,
+    int_at_least,
+    int_in_range,
+    report_features,
+    segment_size,
+)
 from pex_tuner.errors import PexTunerError
 from pex_tuner.files import atomic_write, atomic_write_text
 
@@ -40,6 +52,7 @@ __all__ = ["main"]
 
 LEARNER_CHOICES = ["t", "x", "s", "dr"]
 ESTIMATOR_CHOICES = ["dr", "ips", "snips", "dm"]
+DEMO_MIN_UNITS = 500  # 100 units leave an arm under 10 training units (5-fold cross-fitting)
 
 
 # ---------------------------------------------------------------------- argument types
@@ -96,17 +109,23 @@ def _parse_preference(text: str) -> tuple[str, float]:
 
 
 def _load_data(args: argparse.Namespace) -> ExperimentData:
-    """The ExperimentData named by the experiment-file arguments (see :func:`_add_data_args`)."""
+    """The ExperimentData named by the experiment-file arguments (see :func:`_add_data_args`);
+    without --features, prints the features used and warns on outcome-like columns."""
     from pex_tuner.data import ExperimentData
+    from pex_tuner.files import read_table
 
-    return ExperimentData.from_file(
-        args.data,
+    frame = read_table(args.data)
+    data = ExperimentData.from_frame(
+        frame,
         treatment=args.treatment,
         control=args.control,
         outcomes=dict(args.outcome),
         features=args.features or None,
         propensity=args.propensity,
     )
+    if not args.features:
+        report_features(frame, data, args)
+    return data
 
 
 # ---------------------------------------------------------------------- commands
@@ -222,14 +241,13 @@ def _cmd_learn_policy(args: argparse.Namespace) -> int:
 
     data = _load_data(args)
     weights = preference_weights(data, dict(args.weight or []))
-    mss = args.min_segment_size
     t0 = time.perf_counter()
     result = learn_policy(
         data,
         args.method,
         outcome_weights=weights,
         max_depth=args.max_depth,
-        min_segment_size=int(mss) if mss >= 1 else mss,
+        min_segment_size=args.min_segment_size,
         validation_size=args.validation_size,
         learner=args.learner,
         n_folds=args.n_folds,
@@ -276,25 +294,30 @@ def _add_data_args(
         required=True,
         help="NAME:max or NAME:min (repeat for every outcome)",
     )
-    p.add_argument("--features", nargs="*", default=None, help="default: all other columns")
+    p.add_argument(
+        "--features",
+        nargs="*",
+        default=None,
+        help="default: every other column (listed, with a warning for outcome-like ones)",
+    )
     p.add_argument("--propensity", default=None, help="column with logged propensities")
     if learner:
         p.add_argument("--learner", choices=LEARNER_CHOICES, default="t")
     if estimator:
         p.add_argument("--estimator", choices=ESTIMATOR_CHOICES, default="dr")
     if seed:
-        p.add_argument("--seed", type=int, default=0)
+        p.add_argument("--seed", type=int_at_least(0), default=0)
 
 
 def _add_demo_parser(sub: Subparsers) -> None:
     demo = sub.add_parser("demo", help="run all three phases on the built-in experiment")
-    demo.add_argument("--n-units", type=int, default=20_000)
-    demo.add_argument("--seed", type=int, default=0)
+    demo.add_argument("--n-units", type=int_at_least(DEMO_MIN_UNITS), default=20_000)
+    demo.add_argument("--seed", type=int_at_least(0), default=0)
     demo.add_argument("--learner", choices=LEARNER_CHOICES, default="t")
-    demo.add_argument("--budget", type=int, default=24, help="tuned policies to evaluate")
-    demo.add_argument("--batch-size", type=int, default=4)
-    demo.add_argument("--candidates", type=int, default=3)
-    demo.add_argument("--rounds", type=int, default=3, help="online rounds (phase 2)")
+    demo.add_argument("--budget", type=int_at_least(1), default=24, help="tuned policies")
+    demo.add_argument("--batch-size", type=int_at_least(1), default=4)
+    demo.add_argument("--candidates", type=int_at_least(1), default=3)
+    demo.add_argument("--rounds", type=int_at_least(1), default=3, help="online rounds")
     demo.add_argument("--offline-only", action="store_true", help="stop after the offline phase")
     demo.add_argument("--out", default="pex_tuner_demo", help="output folder")
     demo.set_defaults(func=_cmd_demo)
@@ -303,9 +326,10 @@ def _add_demo_parser(sub: Subparsers) -> None:
 def _add_tune_parser(sub: Subparsers) -> None:
     tune = sub.add_parser("tune", help="tune linear-utility policies on an experiment file")
     _add_data_args(tune)
-    tune.add_argument("--budget", type=int, default=48, help="tuned policies to evaluate")
-    tune.add_argument("--batch-size", type=int, default=4, help="q: trials per batch")
-    tune.add_argument("--candidates", type=int, default=4, help="online candidates to select")
+    positive = int_at_least(1)
+    tune.add_argument("--budget", type=positive, default=48, help="tuned policies to evaluate")
+    tune.add_argument("--batch-size", type=positive, default=4, help="q: trials per batch")
+    tune.add_argument("--candidates", type=positive, default=4, help="online candidates")
     tune.add_argument(
         "--guardrail",
         type=_parse_guardrail,
@@ -366,11 +390,11 @@ def _add_explain_parser(sub: Subparsers) -> None:
         "explain", help="Distill-HTE: honest segments with effect intervals per treatment"
     )
     _add_data_args(ex, estimator=False, seed=False)
-    ex.add_argument("--n-folds", type=int, default=5, help="cross-fitting folds of the CATE model")
-    ex.add_argument("--max-depth", type=int, default=3, help="depth of each distillation tree")
+    ex.add_argument("--n-folds", type=int_at_least(2), default=5, help="CATE cross-fitting folds")
+    ex.add_argument("--max-depth", type=int_at_least(1), default=3, help="depth of each tree")
     ex.add_argument(
         "--min-units-per-arm",
-        type=int,
+        type=int_at_least(1),
         default=30,
         help="treated and control units every segment keeps (estimation half)",
     )
@@ -380,7 +404,7 @@ def _add_explain_parser(sub: Subparsers) -> None:
         action="append",
         help="NAME=C: loss weight of an outcome in the tree (default 1 each)",
     )
-    ex.add_argument("--seed", type=int, default=0)
+    ex.add_argument("--seed", type=int_at_least(0), default=0)
     ex.add_argument("--out", required=True, help="output folder (segments.csv, segments.html)")
     ex.set_defaults(func=_cmd_explain)
 
@@ -400,19 +424,19 @@ def _add_learn_policy_parser(sub: Subparsers) -> None:
         help="NAME=W: non-negative preference of an outcome, signed by its direction "
         "(default 1 each; with any --weight, unnamed outcomes get 0)",
     )
-    lp.add_argument("--max-depth", type=int, default=2, help="depth of the policy trees")
+    lp.add_argument("--max-depth", type=int_in_range(0, 20), default=2, help="tree depth")
     lp.add_argument(
         "--min-segment-size",
-        type=float,
+        type=segment_size,
         default=0.05,
-        help="fewest training units per segment: a fraction (< 1) or a count",
+        help="fewest training units per segment: a share (<= 0.5) or a count",
     )
     lp.add_argument(
-        "--validation-size", type=float, default=0.3, help="share held out for GUIDE and OPE"
+        "--validation-size", type=fraction, default=0.3, help="share held out for GUIDE and OPE"
     )
     lp.add_argument("--learner", choices=LEARNER_CHOICES, default="t")
-    lp.add_argument("--n-folds", type=int, default=5, help="cross-fitting folds of the CATE model")
-    lp.add_argument("--seed", type=int, default=0)
+    lp.add_argument("--n-folds", type=int_at_least(2), default=5, help="CATE cross-fitting folds")
+    lp.add_argument("--seed", type=int_at_least(0), default=0)
     lp.add_argument("--out", required=True, help="the policy artifact JSON to write")
     lp.set_defaults(func=_cmd_learn_policy)
 
@@ -423,11 +447,15 @@ def _add_serve_parser(sub: Subparsers) -> None:
     serve = sub.add_parser("serve", help="run the online service (HTTP API for online systems)")
     serve.add_argument("--db", default=DEFAULT_URL, help="SQLAlchemy URL (default: %(default)s)")
     serve.add_argument("--host", default="127.0.0.1")
-    serve.add_argument("--port", type=int, default=8000)
+    serve.add_argument("--port", type=int_in_range(0, 65535), default=8000)
     serve.add_argument(
         "--token", default=None, help="bearer token clients must send (or PEX_TUNER_TOKEN)"
     )
-    serve.add_argument("--log-level", default="warning")
+    serve.add_argument(
+        "--log-level",
+        choices=["critical", "error", "warning", "info", "debug", "trace"],
+        default="warning",
+    )
     serve.set_defaults(func=_cmd_serve)
 
 
@@ -460,11 +488,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     pd.set_option("display.width", 250)
     pd.set_option("display.max_colwidth", 60)
     try:
+        check_options(args)  # before any data is read or model fitted
         return int(args.func(args))
     except PexTunerError as exc:
-        print(f"pex-tuner: error: {exc}", file=sys.stderr)
+        print(f"pex-tuner: error: {cli_message(str(exc))}", file=sys.stderr)
         return 2
-
-
-if __name__ == "__main__":  # pragma: no cover
-    sys.exit(main())
