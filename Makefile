@@ -7,7 +7,7 @@ BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed
 RUNTIME_STAMP := $(VENV)/.installed-runtime
 
-.PHONY: install demo test test-slow lint bench clean
+.PHONY: install demo test test-slow lint bench notebooks clean
 
 # what the library and the demo need (no test or notebook tooling)
 $(RUNTIME_STAMP): pyproject.toml constraints.txt
@@ -37,6 +37,10 @@ test-slow: $(STAMP)
 lint: $(STAMP)
 	$(BIN)/ruff check pex_tuner tests benchmarks
 	$(BIN)/ruff format --check pex_tuner tests benchmarks
+
+# re-run the notebooks on a small budget and save them with their outputs
+notebooks: $(STAMP)
+	$(BIN)/python notebooks/execute_notebooks.py
 
 bench: $(STAMP)
 	$(BIN)/python benchmarks/bench_ope.py --out benchmarks/results/ope.md

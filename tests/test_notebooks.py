@@ -35,3 +35,17 @@ def test_notebook_executes(path, monkeypatch):
         if o.get("output_type") == "error"
     ]
     assert not errors
+
+
+@pytest.mark.parametrize("path", NOTEBOOKS, ids=[p.name for p in NOTEBOOKS])
+def test_notebook_is_committed_with_outputs(path):
+    """Readers browsing the repository see tables and figures (`make notebooks` saves them)."""
+    assert path.stat().st_size < 2_000_000, f"{path.name} is over 2 MB"
+    nb = nbformat.read(path, as_version=4)
+    code = [c for c in nb.cells if c.cell_type == "code" and c.source.strip()]
+    with_output = [c for c in code if c.get("outputs")]
+    assert len(with_output) >= len(code) // 2, f"{path.name}: run `make notebooks` and commit"
+    kinds = {k for c in with_output for o in c["outputs"] for k in o.get("data", {})}
+    assert "text/html" in kinds or "image/png" in kinds, f"{path.name} shows no table or figure"
+    for cell in with_output:
+        assert not [o for o in cell["outputs"] if o.get("output_type") == "error"], path.name
