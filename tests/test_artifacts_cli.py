@@ -147,9 +147,8 @@ def test_cli_tune_writes_frontier_candidates_report_and_tuner(tmp_path, capsys):
     )
     assert code == 0
     front = pd.read_csv(out / "frontier.csv")
-    assert {"policy", "policy_id", "engagement", "engagement_se", "w_1", "b_1"} <= set(
-        front.columns
-    )
+    shown = {"policy", "policy_id", "engagement", "engagement_se", "w[retention]", "b[arm_1]"}
+    assert shown <= set(front.columns)
     for rel in front["policy"]:
         assert (out / rel).exists()
     cand = json.loads((out / "candidates.json").read_text())
@@ -194,11 +193,11 @@ def test_cli_tune_relative_scaling_and_hypervolume_parego(tmp_path):
     state = json.loads((out / "tuner" / "tuner.json").read_text())
     assert state["config"]["acquisition"] == "qLogNParEGO-HV"
     assert state["space"]["scaling"] == "relative"
-    # the parameter w_2 is cost's weight magnitude; the artifact carries the actual, negative
-    # weight (cost is minimized)
+    # the parameter w[cost] (w_2 inside the tuner) is cost's weight magnitude; the artifact
+    # carries the actual, negative weight (cost is minimized)
     ev = pd.read_csv(out / "frontier.csv")
     tuned = ev[ev["policy_id"].str.startswith("trial_")]
     assert len(tuned) >= 1
     row = tuned.iloc[0]
     doc = json.loads((out / row["policy"]).read_text())
-    assert row["w_2"] > 0 and doc["policy"]["weights"][2] == pytest.approx(-row["w_2"])
+    assert row["w[cost]"] > 0 and doc["policy"]["weights"][2] == pytest.approx(-row["w[cost]"])

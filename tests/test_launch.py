@@ -368,3 +368,34 @@ def test_plot_backtest(rng):
     assert rel.data[0].y[0] == pytest.approx(table["relative_lift"][0])
     with pytest.raises(InputDataError, match=r"lacks column\(s\) \['ci_high'\]"):
         plot_backtest(table.drop(columns="ci_high"))
+
+
+def test_backtest_colours_a_cost_reduction_green(rng):
+    """Colours say good or bad in each metric's direction, not the sign of the difference."""
+    from pex_tuner.plotting.styles import BAD, GOOD, NEUTRAL
+
+    n = 400
+    logged = pd.DataFrame(
+        {
+            "group": ["policy", "holdout"] * (n // 2),
+            "cost": np.tile([1.0, 2.0], n // 2) + rng.normal(scale=0.1, size=n),
+            "visit": np.tile([1.0, 2.0], n // 2) + rng.normal(scale=0.1, size=n),
+            "noise": rng.normal(size=n),
+        }
+    )
+    directions = {"cost": "min", "visit": "max", "noise": "max"}
+    table = backtest(logged, ["cost", "visit", "noise"], directions=directions)
+    assert list(table["direction"]) == ["min", "max", "max"]
+    assert list(table["verdict"]) == ["better", "worse", "not significant"]
+    # the direction column of the table, or a mapping, or "max" by default
+    for fig in (
+        plot_backtest(table),
+        plot_backtest(table.drop(columns="direction"), directions=directions),
+    ):
+        assert [t.marker.color for t in fig.data] == [GOOD, BAD, NEUTRAL]
+        assert fig.layout.annotations[0].text == "cost (lower is better)"
+    plain = plot_backtest(table.drop(columns="direction"))
+    assert plain.data[0].marker.color == BAD  # taken as maximized without a direction
+    assert "p < 1e-4" in plain.data[0].hovertemplate
+    with pytest.raises(ConfigurationError, match="'max' or 'min'"):
+        backtest(logged, ["cost"], directions={"cost": "down"})

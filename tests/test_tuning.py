@@ -436,3 +436,45 @@ def test_hypervolume_scalarization_directions_and_scale():
     lam = 1 / np.sqrt(2)
     # Z = (y - ref) / scale with scale = (2, 2) (the best dominating point), not (10, 2)
     assert float(z[0]) == pytest.approx(1.0 / lam + 0.05 * 2.0, rel=1e-4)
+
+
+def test_parameters_are_shown_by_outcome_and_arm(tuner, exp):
+    """Outputs name parameters ``w[<outcome>]`` / ``b[<arm>]`` (Ax keeps ``w_1`` / ``b_2``) and
+    show assign-all baselines as "assign all to X", without their out-of-design biases."""
+    import json
+
+    from pex_tuner.tuning.display import display_table
+    from pex_tuner.workflows.offline import candidates_document, frontier_table
+
+    space = tuner.space
+    assert space.display_names() == {
+        "w_1": "w[retention]",
+        "w_2": "w[cost]",
+        "b_1": "b[arm_1]",
+        "b_2": "b[arm_2]",
+        "b_3": "b[arm_3]",
+    }
+    assert space.parameter_names == ["w_1", "w_2", "b_1", "b_2", "b_3"]  # Ax's names stay
+    ev = tuner.evaluations()
+    names = list(space.display_names().values())
+    shown = display_table(ev, space)
+    assert set(names) <= set(shown.columns) and "w_1" not in shown.columns
+    base = shown[shown["kind"] == "baseline"]
+    assert list(base["description"]) == [f"assign all to {a}" for a in exp.data.arms]
+    assert base[names].isna().all().all()  # not biases of +-79
+    assert (ev.loc[ev["kind"] == "baseline", "b_1"].abs() > space.bias_bound).all()
+    tuned = shown[shown["kind"] == "tuned"]
+    assert (tuned["description"] == "linear utility (tuned)").all()
+    assert tuned[names].notna().all().all()
+
+    table = frontier_table(tuner, ev, {n: f"policies/{n}.json" for n in ev["policy"]})
+    assert list(table.columns[:4]) == ["policy_id", "policy", "kind", "description"]
+    assert table.columns[4:9].tolist() == names
+    cand = tuner.select_online_candidates(2, include_baselines=True)
+    doc = candidates_document(tuner, cand, {n: f"policies/{n}.json" for n in cand["policy"]})
+    json.dumps(doc, allow_nan=False)  # valid JSON: no NaN parameters
+    for c in doc["candidates"]:
+        if c["policy_id"].startswith("all:"):
+            assert c["parameters"] is None and c["description"].startswith("assign all to ")
+        else:
+            assert list(c["parameters"]) == names

@@ -13,7 +13,7 @@ variances). The relative lift is ``difference / holdout mean`` with a delta-meth
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 
 import numpy as np
 import pandas as pd
@@ -87,6 +87,7 @@ def backtest(
     *,
     group_col: str = "group",
     level: float = 0.95,
+    directions: Mapping[str, str] | None = None,
 ) -> pd.DataFrame:
     """Compare the policy group with the holdout on each metric of logged launch traffic.
 
@@ -97,17 +98,24 @@ def backtest(
         metrics: metric columns to compare.
         group_col: name of the group column.
         level: confidence level of the intervals.
+        directions: metric -> ``"max"`` / ``"min"`` (metrics not named: ``"max"``). When
+            given, the table gets a ``direction`` column after ``metric`` and a ``verdict``
+            column: ``"better"`` / ``"worse"`` when the interval lies wholly on the better /
+            worse side of zero for the metric's direction (a significant cost reduction is
+            better), ``"not significant"`` otherwise.
 
     Returns:
         DataFrame with one row per metric and columns ``metric``, ``n_policy``, ``n_holdout``,
         ``policy_mean``, ``holdout_mean``, ``difference`` (policy minus holdout), ``se``,
         ``ci_low`` / ``ci_high`` (Welch t interval), ``p_value`` (Welch t test of no
         difference), ``relative_lift`` (difference / holdout mean) and ``relative_ci_low`` /
-        ``relative_ci_high`` (delta method; NaN when the holdout mean is 0).
+        ``relative_ci_high`` (delta method; NaN when the holdout mean is 0); with
+        ``directions``, also ``direction`` and ``verdict``.
     """
     if not 0.0 < level < 1.0:
         raise ConfigurationError(f"'level' must lie strictly between 0 and 1; got {level}")
     metrics = [str(m) for m in ([metrics] if isinstance(metrics, str) else metrics)]
+    dirs = _check_directions(directions, metrics)
     groups = _validate(logged, metrics, group_col)
     is_policy = (groups == POLICY_GROUP).to_numpy()
     z = stats.norm.ppf(0.5 + level / 2.0)
@@ -132,4 +140,31 @@ def backtest(
         else:
             rel = rel_lo = rel_hi = float("nan")
         rows.append((m, len(yp), len(yh), mp, mh, mp - mh, se, lo, hi, p, rel, rel_lo, rel_hi))
-    return pd.DataFrame(rows, columns=list(BACKTEST_COLUMNS))
+    table = pd.DataFrame(rows, columns=list(BACKTEST_COLUMNS))
+    if dirs is not None:
+        table.insert(1, "direction", [dirs[m] for m in metrics])
+        table["verdict"] = [
+            _verdict(lo, hi, d)
+            for lo, hi, d in zip(table["ci_low"], table["ci_high"], table["direction"], strict=True)
+        ]
+    return table
+
+
+def _check_directions(
+    directions: Mapping[str, str] | None, metrics: list[str]
+) -> dict[str, str] | None:
+    if directions is None:
+        return None
+    bad = {m: d for m, d in directions.items() if d not in ("max", "min")}
+    if bad:
+        raise ConfigurationError(f"'directions' values must be 'max' or 'min'; got {bad}")
+    return {m: str(directions.get(m, "max")) for m in metrics}
+
+
+def _verdict(low: float, high: float, direction: str) -> str:
+    """Better / worse / not significant: where [low, high] lies for the metric's direction."""
+    if low > 0:
+        return "better" if direction == "max" else "worse"
+    if high < 0:
+        return "worse" if direction == "max" else "better"
+    return "not significant"

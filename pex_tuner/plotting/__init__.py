@@ -10,8 +10,10 @@ from pex_tuner.plotting.pareto import (
     write_report,
 )
 from pex_tuner.plotting.segments import plot_segments
+from pex_tuner.plotting.styles import format_p_value, verdict
 
 __all__ = [
+    "format_p_value",
     "plot_backtest",
     "plot_calibration",
     "plot_front_comparison",
@@ -20,5 +22,6 @@ __all__ = [
     "plot_pareto_front",
     "plot_policy_values",
     "plot_segments",
+    "verdict",
     "write_report",
 ]

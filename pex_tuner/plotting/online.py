@@ -2,10 +2,13 @@
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from typing import Any
 
 import numpy as np
 import pandas as pd
+
+from pex_tuner.plotting.styles import direction_of
 
 __all__ = ["plot_calibration", "plot_online_trials"]
 
@@ -70,17 +73,26 @@ def plot_calibration(table: pd.DataFrame, *, title: str | None = None) -> Any:
     return fig
 
 
-def plot_online_trials(results: pd.DataFrame, x: str, y: str, *, title: str | None = None) -> Any:
+def plot_online_trials(
+    results: pd.DataFrame,
+    x: str,
+    y: str,
+    *,
+    directions: Mapping[str, str] | None = None,
+    title: str | None = None,
+) -> Any:
     """Online results of every completed trial on two metrics, by source (offline candidate
-    or model-generated), with 95% error bars.
+    or model-generated), with 95% error bars; trials without results (pending) are left out.
 
     Args:
         results: ``OnlineTuner.results()``.
         x, y: metric names.
+        directions: metric -> ``"max"`` / ``"min"``; named metrics' axes say which way is
+            better.
     """
     import plotly.graph_objects as go
 
-    done = results[results["status"] == "completed"]
+    done = results[results["status"] == "completed"].dropna(subset=[x, y])
     fig = go.Figure()
     kinds = np.where(done["source"].str.startswith("offline:"), "offline candidate", "generated")
     for kind in ("offline candidate", "generated"):
@@ -99,9 +111,18 @@ def plot_online_trials(results: pd.DataFrame, x: str, y: str, *, title: str | No
         )
     fig.update_layout(
         title=title or f"Online results: {y} vs {x}",
-        xaxis_title=x,
-        yaxis_title=y,
+        xaxis_title=_axis_title(x, directions),
+        yaxis_title=_axis_title(y, directions),
         template="plotly_white",
         height=420,
     )
+    fig.update_xaxes(automargin=True)
+    fig.update_yaxes(automargin=True)
     return fig
+
+
+def _axis_title(metric: str, directions: Mapping[str, str] | None) -> str:
+    if not directions or metric not in directions:
+        return metric
+    better = "higher" if direction_of(metric, directions) == "max" else "lower"
+    return f"{metric} ({better} is better)"

@@ -42,7 +42,7 @@ from pex_tuner.policies.artifact import load_policy_document, write_artifact
 from pex_tuner.policies.linear import LinearUtilityPolicy
 from pex_tuner.progress import progress_bar
 from pex_tuner.tuning import storage
-from pex_tuner.tuning.config import TunerConfig, check_base_learner
+from pex_tuner.tuning.config import TunerConfig, check_base_learner, check_count, check_policy_names
 from pex_tuner.tuning.evaluations import EvaluationLog
 from pex_tuner.tuning.generation import (
     NEEDS_REFERENCE_POINT,
@@ -287,10 +287,9 @@ class OfflineTuner:
 
         Shows a progress bar (evaluations) in terminals and notebooks.
         """
-        if int(budget) < 1:
-            raise ConfigurationError(f"'budget' must be a positive integer; got {budget!r}")
-        target = self.n_evaluations + int(budget)
-        bar = progress_bar(int(budget), f"tuning ({self.config.acquisition})", self.progress)
+        budget = check_count("budget", budget)
+        target = self.n_evaluations + budget
+        bar = progress_bar(budget, f"tuning ({self.config.acquisition})", self.progress)
         try:
             while self.n_evaluations < target:
                 q = min(self.config.batch_size, target - self.n_evaluations)
@@ -387,6 +386,7 @@ class OfflineTuner:
         Returns:
             The selected frontier rows plus ``subset_hypervolume`` and ``reference``.
         """
+        k = check_count("k", k)
         return self.log.select_candidates(
             k, include_baselines=include_baselines, reference_point=reference_point
         )
@@ -412,7 +412,8 @@ class OfflineTuner:
         Returns:
             policy name -> artifact path.
         """
-        names = list(names) if names is not None else [r["policy"] for r in self.records]
+        names = [r["policy"] for r in self.records] if names is None else names
+        names = check_policy_names(names, self.policy)
         out: dict[str, str] = {}
         for name in names:
             rec = self.log.find(name)

@@ -42,7 +42,10 @@ parameterization (option) adds one alpha_j in [0, 1] per outcome, and the policy
 ``LinearUtilityPolicy.from_shrinkage`` (alpha_j interpolates between the ATE and tau).
 
 Parameter names are ``w_<j>`` for outcome j >= 1, ``b_<k>`` for arm k >= 1 and ``alpha_<j>``,
-indices into the experiment's outcome and arm tuples (safe for Ax whatever the labels are).
+indices into the experiment's outcome and arm tuples (safe for Ax whatever the labels are, and
+what saved tuners store). What people read names them by outcome and arm instead:
+``display_names()`` maps ``w_1`` -> ``w[retention]``, ``b_2`` -> ``b[arm_2]``,
+``alpha_0`` -> ``alpha[engagement]`` (frontier.csv, candidates.json, reports, plot hovers).
 ``to_policy`` turns parameters into the actual weights and biases of a LinearUtilityPolicy
 (what policy artifacts carry).
 """
@@ -182,6 +185,16 @@ class PolicySpace:
         if self.parameterization == "shrinkage":
             names += [f"alpha_{j}" for j in range(len(self.outcomes))]
         return names
+
+    def display_names(self) -> dict[str, str]:
+        """Parameter name -> the name people read: ``w[<outcome>]``, ``b[<arm>]``,
+        ``alpha[<outcome>]`` (the internal names are indices, kept for Ax and saved tuners)."""
+        out = {f"w_{j}": f"w[{self.outcomes[j]}]" for j in range(1, len(self.outcomes))}
+        if self.use_biases:
+            out.update({f"b_{k}": f"b[{self.arms[k]}]" for k in range(1, len(self.arms))})
+        if self.parameterization == "shrinkage":
+            out.update({f"alpha_{j}": f"alpha[{o}]" for j, o in enumerate(self.outcomes)})
+        return out
 
     def bounds(self) -> dict[str, tuple[float, float]]:
         """Parameter name -> (low, high)."""

@@ -19,7 +19,10 @@ from pex_tuner.errors import ConfigurationError
 from pex_tuner.workflows.offline import OfflineRun, run_offline_tuning
 from pex_tuner.workflows.ope_report import ope_report
 
-__all__ = ["run_demo"]
+__all__ = ["DEMO_GUARDRAILS", "run_demo"]
+
+#: the guardrail the README describes: retention at most 0.5% below assign-all-control
+DEMO_GUARDRAILS = {"retention": 0.005}
 
 
 def run_demo(
@@ -67,7 +70,10 @@ def run_demo(
         "the experiment is simulated, the true value; 'lift' is the paired difference to "
         "assign-all-control."
     )
-    print(f"\n== Phase 1b: offline tuning ({budget} evaluations, qLogNParEGO) ==")
+    guard = ", ".join(f"{g} at most {t:.1%} below control" for g, t in DEMO_GUARDRAILS.items())
+    print(
+        f"\n== Phase 1b: offline tuning ({budget} evaluations, qLogNParEGO; guardrail: {guard}) =="
+    )
     run = run_offline_tuning(
         truth.data,
         out=out,
@@ -76,12 +82,15 @@ def run_demo(
         candidates=candidates,
         seed=seed,
         truth=truth,
+        guardrails=dict(DEMO_GUARDRAILS),
     )
     print(run.summary())
+    bounds = ", ".join(f"{g} >= {b:.4g}" for g, b in run.tuner.guardrail_bounds.items())
     print(
         "\nColumns '<outcome>_true_test' are the true values of each frontier policy on the "
-        "held-out test units. Open report.html for the Pareto front, the with/without-bias "
-        "comparison and the hypervolume trace."
+        f"held-out test units. Policies that break the guardrail ({bounds}) are left off the "
+        "frontier. Open report.html for the Pareto front, the with/without-bias comparison "
+        "and the hypervolume trace."
     )
     if app_factory is not None and not offline_only:
         _online_phases(run, truth.data, app_factory, rounds, candidates, seed)
@@ -101,7 +110,8 @@ def _online_phases(
 
     print(
         f"\n== Phase 2: online tuning, {rounds} rounds through the service API, against "
-        "the online simulator (a long-term outcome joins the objectives) =="
+        "the online simulator (a long-term outcome joins the objectives; the retention "
+        "guardrail carries over) =="
     )
     online = run_online_phase(
         run.out / "tuner",

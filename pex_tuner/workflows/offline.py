@@ -29,6 +29,13 @@ from pex_tuner.data import ExperimentData
 from pex_tuner.datasets import ExperimentWithTruth
 from pex_tuner.files import atomic_write, atomic_write_text
 from pex_tuner.tuning import OfflineTuner
+from pex_tuner.tuning.config import check_count
+from pex_tuner.tuning.display import (
+    describe_policy,
+    display_parameters,
+    display_table,
+    parameter_columns,
+)
 
 __all__ = [
     "OfflineRun",
@@ -115,17 +122,19 @@ def tune_policies(
         verbose: print the experiment and the fitted model's split and parameter bounds.
         **tuner_options: keyword arguments of :class:`~pex_tuner.tuning.OfflineTuner`.
     """
+    check_count("budget", budget)  # the tuner checks its options before fitting
     if verbose:
         print(f"{data!r}", flush=True)
     tuner = OfflineTuner(data, **tuner_options)
     if verbose:
         cfg, bounds = tuner.config, tuner.space.bounds().items()
+        shown = tuner.space.display_names()
         print(
             f"CATE model ({str(cfg['learner']).upper()}-learner) fitted on "
             f"{len(tuner.split_indices['train'])} train units; policies evaluated by "
             f"{str(cfg['estimator']).upper()} OPE on {len(tuner.split_indices['validation'])} "
             "validation units. Parameters: "
-            + ", ".join(f"{k} in [{lo:.3g}, {hi:.3g}]" for k, (lo, hi) in bounds),
+            + ", ".join(f"{shown.get(k, k)} in [{lo:.3g}, {hi:.3g}]" for k, (lo, hi) in bounds),
             flush=True,
         )
     tuner.run(budget)
@@ -162,7 +171,9 @@ def frontier_table(
 
     Returns:
         One row per frontier policy: ``policy_id``, ``policy`` (the artifact path), ``kind``,
-        the parameters, each outcome's value and standard error, and the arm shares.
+        ``description`` ("assign all to <arm>" for a baseline), the parameters named by outcome
+        and arm (``w[retention]``, ``b[arm_2]``; blank for baselines), each outcome's value and
+        standard error, and the arm shares.
     """
     data = tuner.data
     outs = list(data.outcomes)
@@ -173,7 +184,7 @@ def frontier_table(
         *[c for o in outs for c in (o, f"{o}_se")],
         *[f"share[{a}]" for a in data.arms],
     ]
-    table = front[columns].copy()
+    table = display_table(front[columns], tuner.space)
     table.insert(0, "policy_id", table["policy"])
     table["policy"] = table["policy_id"].map(artifacts)
     if truth is not None:
@@ -191,7 +202,9 @@ def candidates_document(
     tuner: OfflineTuner, candidates: pd.DataFrame, artifacts: Mapping[str, str]
 ) -> dict[str, Any]:
     """The content of ``candidates.json``: reference point, objectives, guardrail bounds,
-    subset hypervolume and, per candidate, its artifact and OPE values with standard errors.
+    subset hypervolume and, per candidate, its artifact, what it is (``description``), its
+    parameters named by outcome and arm (``{"w[retention]": ..., "b[arm_2]": ...}``; null for
+    an assign-all baseline) and OPE values with standard errors.
 
     Args:
         tuner: the tuned OfflineTuner.
@@ -213,6 +226,12 @@ def candidates_document(
             {
                 "policy_id": r["policy"],
                 "artifact": artifacts[r["policy"]],
+                "description": describe_policy(str(r["policy"]), str(r["kind"])),
+                "parameters": display_parameters(
+                    tuner.space,
+                    {p: r[p] for p in tuner.space.parameter_names if p in r},
+                    str(r["kind"]),
+                ),
                 **{o: r[o] for o in outs},
                 **{f"{o}_se": r[f"{o}_se"] for o in outs},
             }
@@ -241,13 +260,13 @@ def write_offline_report(
     )
 
     tuner, front = tuned.tuner, tuned.front
-    ev = tuner.evaluations()
+    ev = display_table(tuner.evaluations(), tuner.space)
     figs = [
         plot_pareto_front(
             ev, tuner, frontier=list(front["policy"]), candidates=list(candidates["policy"])
         ),
         plot_front_comparison(
-            tuned.fronts,
+            {k: display_table(f, tuner.space) for k, f in tuned.fronts.items()},
             tuner,
             baselines=ev[ev["kind"] == "baseline"],
             title="Pareto fronts with and without biases (PEX Fig. 2, left)",
@@ -256,6 +275,7 @@ def write_offline_report(
     ]
     cfg = tuner.config
     subset_hv = float(candidates["subset_hypervolume"].iloc[0])
+    cand = display_table(candidates, tuner.space).rename(columns={"policy": "policy_id"})
     write_report(
         Path(path),
         figs,
@@ -266,16 +286,58 @@ def write_offline_report(
             f"(batches of {cfg['batch_size']}); values are {str(cfg['estimator']).upper()} OPE "
             "estimates on the validation split with 95% error bars. Reference point: assign "
             "everyone to control.",
+            _guardrail_sentence(tuner),
             f"Selected {len(candidates)} online candidates: {', '.join(candidates['policy'])} "
             f"(subset hypervolume {subset_hv:.4g} against the "
             f"{candidates['reference'].iloc[0]} reference point).",
         ],
         tables={
-            "Pareto frontier": table,
-            "Online candidates": candidates.drop(columns=tuner.space.parameter_names),
+            "Pareto frontier": _report_table(tuner, table),
+            "Online candidates": _report_table(tuner, cand),
         },
     )
     return Path(path)
+
+
+def _guardrail_sentence(tuner: OfflineTuner) -> str:
+    """The guardrails in words, with their bounds and control's values."""
+    guards = tuner.config["guardrails"] or {}
+    if not guards:
+        return "No guardrails: every evaluated policy may be on the frontier."
+    outs = list(tuner.data.outcomes)
+    parts = []
+    for g, tol in guards.items():
+        j = outs.index(g)
+        worse = "below" if tuner.data.directions[j] == "max" else "above"
+        control = float(tuner.baseline_eval.value[0, j])
+        bound = tuner.guardrail_bounds[g]
+        sign = ">=" if tuner.data.directions[j] == "max" else "<="
+        parts.append(f"{g} {sign} {bound:.4g} (at most {tol:.1%} {worse} control's {control:.4g})")
+    return (
+        "Guardrails: " + "; ".join(parts) + ". Policies that break them are left off the "
+        "frontier and the candidates."
+    )
+
+
+def _report_table(tuner: OfflineTuner, table: pd.DataFrame) -> pd.DataFrame:
+    """A frontier or candidates table as the report shows it: one column per outcome with
+    its 95% interval half-width, the arm shares in one column, parameters by outcome and arm
+    (blank for baselines), and no bookkeeping columns."""
+    data, z = tuner.data, 1.959964
+    params = [c for c in parameter_columns(tuner.space) if c in table.columns]
+    out = table[["policy_id", "description", *params]].copy()
+    for o, d in zip(data.outcomes, data.directions, strict=True):
+        label = f"{o} ({d}) ± 95%"
+        pairs = zip(table[o], table[f"{o}_se"], strict=True)
+        out[label] = [f"{v:.4g} ± {z * se:.2g}" for v, se in pairs]
+        if f"{o}_true_test" in table.columns:
+            out[f"{o} true (test)"] = table[f"{o}_true_test"]
+    shares = table[[f"share[{a}]" for a in data.arms]].to_numpy()
+    out["arm shares"] = [
+        ", ".join(f"{a} {s:.0%}" for a, s in zip(data.arms, row, strict=True) if s >= 0.005)
+        for row in shares
+    ]
+    return out
 
 
 def run_offline_tuning(
@@ -311,7 +373,12 @@ def run_offline_tuning(
         truth: the experiment with its potential outcomes (simulated data): frontier.csv
             gets each policy's true value on the test units.
         verbose: print progress lines (the experiment, the fitted model).
+
+    Raises:
+        ConfigurationError: a bad option, before anything is fitted or written.
     """
+    check_count("budget", budget)
+    check_count("candidates", candidates)
     out_dir = Path(out)
     out_dir.mkdir(parents=True, exist_ok=True)
     t0 = time.perf_counter()

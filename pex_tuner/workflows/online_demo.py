@@ -22,9 +22,13 @@ from typing import Any
 import pandas as pd
 
 from pex_tuner.files import MODEL_FILE, atomic_write_bytes, atomic_write_text, sha256_bytes
+from pex_tuner.plotting.styles import format_p_value
+from pex_tuner.workflows.launch_choice import LaunchChoice, choose_launch
 
 __all__ = ["run_online_phase", "save_served_artifact", "summarize"]
 
+#: the simulator's metrics and their directions; the online objectives are those the offline
+#: tuner does not guard (a guardrail, e.g. retention, stays a constraint online)
 OBJECTIVES = {"engagement": "max", "retention": "max", "cost": "min", "long_term": "max"}
 
 
@@ -86,7 +90,9 @@ def _open_session(app_factory: Callable[..., Any], db: Path, tuner_dir: Path, k:
     token = secrets.token_hex(16)
     app = app_factory(f"sqlite:///{db}", tokens=token)
     session = _Session(TestClient(app), app.state.service, {"Authorization": f"Bearer {token}"})
-    r = session.post("", {"tuner_dir": str(tuner_dir), "n_candidates": k, "objectives": OBJECTIVES})
+    guarded = _guardrail_tolerances(tuner_dir)
+    objectives = {m: d for m, d in OBJECTIVES.items() if m not in guarded}
+    r = session.post("", {"tuner_dir": str(tuner_dir), "n_candidates": k, "objectives": objectives})
     if r.status_code != 201:
         raise RuntimeError(f"creating the online run failed ({r.status_code}): {r.text}")
     session.run_id = r.json()["run_id"]
@@ -158,7 +164,7 @@ def _launch(
     launched = launch_policy(art_path, holdout=doc["holdout"], salt=doc["salt"])
     launch_file = launched.save(out / "launch" / "launch.json")
     traffic = sim.simulate_launch(launched, launch_units)
-    table = backtest(traffic, list(sim.metrics))
+    table = backtest(traffic, list(sim.metrics), directions=OBJECTIVES)
     return {"launch": doc, "launch_file": launch_file, "backtest": table, "traffic": traffic}
 
 
@@ -174,19 +180,27 @@ def _write_report(
     """The HTML report of the online phase: trials, calibration and backtest."""
     from pex_tuner.plotting import plot_backtest, plot_calibration, plot_online_trials, write_report
 
+    res, calib, table = summary["results"], summary["calibration"], summary["backtest"]
+    trials = _trials_table(res, summary["parameter_names"], summary["choice"])
+    n_waiting = int((res["status"] != "completed").sum())
     sections = [
         f"Run {summary['run_id']}: {rounds} online rounds of {candidates} policies against the "
         f"simulator (offline/online gap {gap}); first round = the offline candidates "
         "with the largest joint hypervolume, later rounds = qLogNParEGO on the online "
         "results (including the long-term outcome, which offline OPE never saw).",
-        f"Launched trial {summary['launched_trial']} (best long-term outcome on the online "
-        f"Pareto front) with a {summary['launch']['holdout']:.0%} randomized holdout; backtest "
+        summary["choice"].reason,
+        f"Launched with a {summary['launch']['holdout']:.0%} randomized holdout; backtest "
         f"on {launch_units} units of launch traffic: policy group vs holdout (uniformly random "
-        "arms), Welch 95% CIs.",
+        "arms), Welch 95% CIs; green / red = significantly better / worse in the metric's "
+        "direction.",
     ]
-    res, calib, table = summary["results"], summary["calibration"], summary["backtest"]
+    if n_waiting:
+        sections.append(
+            f"{n_waiting} trial(s) without results (the next batch, generated but not run, or "
+            "failed / abandoned) are not in the table."
+        )
     figs = [
-        plot_online_trials(res, "engagement", "long_term"),
+        plot_online_trials(res, "engagement", "long_term", directions=OBJECTIVES),
         plot_calibration(calib),
         plot_backtest(table),
     ]
@@ -196,11 +210,39 @@ def _write_report(
         title="pex-tuner: online tuning, launch and backtest",
         sections=sections,
         tables={
-            "Online trials": res.round(4),
-            "Calibration (offline OPE vs online)": calib.attrs["association"].round(3),
-            "Backtest": table.round(4),
+            "Online trials (means ± 95%)": trials,
+            "Calibration (offline OPE vs online)": calib.attrs["association"],
+            "Backtest (policy minus holdout)": _backtest_table(table),
         },
     )
+
+
+def _trials_table(res: pd.DataFrame, names: dict[str, str], choice: LaunchChoice) -> pd.DataFrame:
+    """Completed trials only (no rows of pending trials), parameters named by outcome and arm,
+    one ``mean ± 95%`` column per metric, and which trials the launch rule chose among."""
+    done = res[res["status"] == "completed"]
+    out = done[["trial_id", "source"]].copy()
+    out["online Pareto"] = done["trial_id"].isin(choice.eligible).to_numpy()
+    out["launched"] = (done["trial_id"] == choice.trial_id).to_numpy()
+    for p, shown in names.items():
+        if p in done.columns:
+            out[shown] = done[p]
+    for m, d in OBJECTIVES.items():
+        if m in done.columns:
+            pairs = zip(done[m], done[f"{m}_sem"], strict=True)
+            out[f"{m} ({d})"] = [f"{v:.4g} ± {1.959964 * se:.2g}" for v, se in pairs]
+    return out
+
+
+def _backtest_table(table: pd.DataFrame) -> pd.DataFrame:
+    """The backtest as the report shows it: interval in one column, relative lift in %."""
+    out = table[["metric", "direction", "policy_mean", "holdout_mean", "difference"]].copy()
+    bounds = zip(table["ci_low"], table["ci_high"], strict=True)
+    out["95% CI"] = [f"[{lo:.4g}, {hi:.4g}]" for lo, hi in bounds]
+    out["relative lift"] = [f"{v:+.1%}" for v in table["relative_lift"]]
+    out["p_value"] = table["p_value"]
+    out["verdict"] = table["verdict"]
+    return out
 
 
 def run_online_phase(
@@ -241,8 +283,15 @@ def run_online_phase(
 
     Returns:
         dict with ``run_id``, ``results`` (OnlineTuner.results), ``pareto``, ``calibration``,
-        ``association``, ``launch`` (document), ``launch_file``, ``backtest`` (table),
-        ``traffic``, ``db``, ``report`` and ``launched_trial``.
+        ``association``, ``launch`` (document), ``launch_file``, ``backtest`` (table, with
+        ``direction`` and ``verdict``), ``traffic``, ``db``, ``report``, ``launched_trial``,
+        ``choice`` (:class:`~pex_tuner.workflows.launch_choice.LaunchChoice`), ``launch_reason``
+        (its one line: the rule, the guardrail and what the launched policy trades) and
+        ``parameter_names`` (internal -> display names).
+
+    The launched policy is chosen by :func:`~pex_tuner.workflows.launch_choice.choose_launch`:
+    the best long-term outcome among the online Pareto policies that meet the guardrails (the
+    offline tuner's, as absolute bounds).
     """
     from pex_tuner.datasets import OnlineSimulator
 
@@ -265,13 +314,14 @@ def run_online_phase(
     if data is not None:
         tuner = _with_offline_estimates(tuner, data)
     res, front, calib = tuner.results(), tuner.pareto(), tuner.calibration()
-    # launch the online-Pareto policy with the best long-term outcome: the metric offline OPE
-    # could not see
-    best = int(front.sort_values("long_term", ascending=False)["trial_id"].iloc[0])
-    launched = _launch(session, sim, best, holdout=holdout, launch_units=launch_units, out=out)
+    choice = _launch_rule(tuner, res, front, tuner_dir)
+    launched = _launch(
+        session, sim, choice.trial_id, holdout=holdout, launch_units=launch_units, out=out
+    )
     summary = {"run_id": session.run_id, "results": res, "pareto": front, "calibration": calib}
     summary.update(association=calib.attrs["association"], **launched)
-    summary["launched_trial"] = best
+    summary.update(launched_trial=choice.trial_id, choice=choice, launch_reason=choice.reason)
+    summary["parameter_names"] = tuner.space.display_names()
     report = _write_report(
         out / "online_report.html",
         summary,
@@ -284,11 +334,37 @@ def run_online_phase(
     return {**summary, "db": db, "report": report}
 
 
+def _launch_rule(
+    tuner: Any, res: pd.DataFrame, front: pd.DataFrame, tuner_dir: str | Path
+) -> LaunchChoice:
+    """The launch rule: the online-Pareto policy (guardrails met) with the best long-term
+    outcome, the metric offline OPE could not see."""
+    return choose_launch(
+        res,
+        front,
+        tuner.objectives,
+        tuner.constraints,
+        goal="long_term",
+        tolerances=_guardrail_tolerances(tuner_dir),
+    )
+
+
+def _guardrail_tolerances(tuner_dir: str | Path) -> dict[str, float]:
+    """The offline tuner's guardrails (outcome -> tolerance, a fraction of control)."""
+    from pex_tuner.tuning.storage import read_offline_state
+
+    _, state = read_offline_state(tuner_dir)
+    return {k: float(v) for k, v in (state["config"].get("guardrails") or {}).items()}
+
+
 def summarize(summary: dict[str, Any]) -> str:
     """Plain-text summary of ``run_online_phase`` for terminals."""
     res: pd.DataFrame = summary["results"]
-    res = res[res["status"] != "pending"]  # the next batch, already generated
+    res = res[res["status"] == "completed"]  # not the next batch, already generated
     cols = ["trial_id", "source", "status", "engagement", "retention", "cost", "long_term"]
+    bt = summary["backtest"].copy()
+    bt["p_value"] = [format_p_value(p) for p in bt["p_value"]]
+    bt_cols = ["metric", "difference", "ci_low", "ci_high", "p_value", "verdict"]
     lines = [
         "Online trials (means of the simulated online experiment):",
         res[[c for c in cols if c in res]].round(4).to_string(index=False),
@@ -296,10 +372,9 @@ def summarize(summary: dict[str, Any]) -> str:
         "Offline OPE vs online (policies measured both ways):",
         summary["association"].round(3).to_string(index=False),
         "",
+        summary["launch_reason"],
         f"Launched trial {summary['launched_trial']} with a "
         f"{summary['launch']['holdout']:.0%} holdout; backtest (policy minus holdout):",
-        summary["backtest"][["metric", "difference", "ci_low", "ci_high", "n_policy", "n_holdout"]]
-        .round(4)
-        .to_string(index=False),
+        bt[[c for c in bt_cols if c in bt]].round(4).to_string(index=False),
     ]
     return "\n".join(lines)
