@@ -385,6 +385,4 @@ class _FramePolicy:
 
     def assign_index(self, frame: pd.DataFrame) -> np.ndarray:
         """Arm index per row of ``frame`` (n rows): an int array of shape (n,)."""
-        return self.policy.assign_index_from_effects(
-            self.model.predict(self.schema.encode(frame))
-        )
+        return self.policy.assign_index_from_effects(self.model.predict(self.schema.encode(frame)))
