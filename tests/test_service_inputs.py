@@ -120,3 +120,11 @@ def test_a_replayed_report_has_not_changed_anything(served):
     again = _report(client, run_id, 0, {"cost": VALUE}, key="replay")
     assert again.status_code == 200
     assert again.json() == {**first.json(), "changed": False, "replayed": True}
+
+
+def test_runs_name_their_parameters_by_outcome_and_arm(served):
+    client, run_id = served
+    run = client.get(f"/v1/runs/{run_id}", headers=AUTH).json()
+    names = run["parameter_names"]
+    assert set(names) == set(run["bounds"])
+    assert names["w_1"] == "w[retention]" and names["b_2"] == "b[arm_2]"

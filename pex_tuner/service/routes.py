@@ -160,7 +160,12 @@ def create_run(body: CreateRunBody, request: Request) -> CreateRunResponse:
     trials = tuner.to_state()["trials"]
     cache.store.create_run(run_id, str(body.tuner_dir), tuner.config_state(), trials, model)
     cache.add(run_id, tuner)
-    return CreateRunResponse(run_id=run_id, trials=len(tuner.trials), bounds=tuner.bounds)
+    return CreateRunResponse(
+        run_id=run_id,
+        trials=len(tuner.trials),
+        bounds=tuner.bounds,
+        parameter_names=tuner.space.display_names(),
+    )
 
 
 @router.get("/v1/runs/{run_id}", dependencies=_PROTECTED)
@@ -180,6 +185,7 @@ def get_run(run_id: str, request: Request) -> RunResponse:
         constraints={k: {"op": o, "bound": b} for k, (o, b) in t.constraints.items()},
         accepted_metrics=accepted_metrics(t),
         bounds=t.bounds,
+        parameter_names=t.space.display_names(),
         counts=counts,
         generating=run.generating,
         generation_error=run.generation_error,

@@ -104,6 +104,10 @@ class CreateRunResponse(BaseModel):
     run_id: str
     trials: int
     bounds: dict[str, Any]
+    parameter_names: dict[str, str] = Field(
+        default_factory=dict,
+        description="parameter -> the name people read: w_1 -> 'w[<outcome>]', b_2 -> 'b[<arm>]'",
+    )
 
 
 class RunResponse(BaseModel):
@@ -117,6 +121,10 @@ class RunResponse(BaseModel):
         description="metric names results may report: objectives, constraints, offline outcomes"
     )
     bounds: dict[str, Any]
+    parameter_names: dict[str, str] = Field(
+        default_factory=dict,
+        description="parameter -> the name people read: w_1 -> 'w[<outcome>]', b_2 -> 'b[<arm>]'",
+    )
     counts: dict[str, int]
     generating: bool
     generation_error: str | None
