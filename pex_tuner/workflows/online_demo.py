@@ -84,6 +84,8 @@ def _open_session(app_factory: Callable[..., Any], db: Path, tuner_dir: Path, k:
     import warnings
 
     with warnings.catch_warnings():  # starlette's notice about its httpx transport
+        # StarletteDeprecationWarning subclasses UserWarning, not DeprecationWarning
+        warnings.simplefilter("ignore", UserWarning)
         warnings.simplefilter("ignore", DeprecationWarning)
         from fastapi.testclient import TestClient
 
