@@ -182,8 +182,8 @@ class CateModel:
         missing = {n: c for n, c in data.missing_counts.items() if c}
         if self.base_learner is None or not missing:
             return
-        rows = np.flatnonzero(np.isnan(data.X).any(axis=1))[:5]
-        rows = np.r_[rows, np.flatnonzero(~np.isnan(data.X).any(axis=1))[:5]]
+        has_nan = np.isnan(data.X).any(axis=1)
+        rows = np.r_[np.flatnonzero(has_nan)[:5], np.flatnonzero(~has_nan)[:5]]
         try:
             clone(self.base_learner).fit(data.X[rows], data.Y[rows, 0])
         except ValueError as exc:

@@ -325,6 +325,7 @@ class DistillHTE:
 
         arm, m = data.arms[k], self.min_units_per_arm
         X_e, T_e = data.X[est], data.treatment[est]
+        Y_e, P_e = data.Y[est], data.propensity[est]
         sd = tau.std(axis=0)
         target = (tau - tau.mean(axis=0)) / np.where(sd > 0, sd, 1.0) * np.sqrt(weights)
         tree = DecisionTreeRegressor(
@@ -360,14 +361,15 @@ class DistillHTE:
                 "n_control": int(n_c[leaf]),
                 "share": float(inside.mean()),
             }
-            effects[s] = self._segment_effect(data, est, inside, T_e, k, row)
+            effects[s] = self._segment_effect(data.outcomes, Y_e, P_e, inside, T_e, k, row)
             rows.append(row)
         return _ArmTree(estimator=tree, owner=owner, conditions=conds, effects=effects), rows
 
     def _segment_effect(
         self,
-        data: ExperimentData,
-        est: np.ndarray,
+        outcomes: tuple[str, ...],
+        Y_e: np.ndarray,
+        P_e: np.ndarray,
         inside: np.ndarray,
         T_e: np.ndarray,
         k: int,
@@ -377,15 +379,14 @@ class DistillHTE:
         interval and significance columns to ``row``.
 
         Args:
-            est: indices of the estimation units; inside: bool mask over them (the segment);
-            T_e: their arms.
+            Y_e, P_e, T_e: outcomes, propensities and arms of the estimation units;
+            inside: bool mask over them (the segment).
         """
-        Y_e, P_e = data.Y[est], data.propensity[est]
         tr, ct = inside & (T_e == k), inside & (T_e == 0)
         eff, lo, hi = segment_effect(
             Y_e[tr], P_e[tr], Y_e[ct], P_e[ct], confidence=float(self.confidence)
         )
-        for j, o in enumerate(data.outcomes):
+        for j, o in enumerate(outcomes):
             row[f"effect[{o}]"] = float(eff[j])
             row[f"ci_low[{o}]"] = float(lo[j])
             row[f"ci_high[{o}]"] = float(hi[j])

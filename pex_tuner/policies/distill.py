@@ -172,13 +172,9 @@ class DistillPolicyLearner(PolicyLearner):
                 arms=data.arms,
                 outcomes=data.outcomes,
             )
-        return self.fit_assignments(
-            data.features,
-            teacher.assign_index_from_effects(pred),
-            schema=data.schema,
-            arms=data.arms,
-            outcomes=data.outcomes,
-        )
+        y = teacher.assign_index_from_effects(pred)
+        # data.X is data.features encoded by data.schema: no second encoding
+        return self._fit_encoded(data.features, data.X, y, data.schema, data.arms, data.outcomes)
 
     def fit_assignments(
         self,
@@ -198,8 +194,6 @@ class DistillPolicyLearner(PolicyLearner):
             arms: arm labels, control first.
             outcomes: recorded on the policy.
         """
-        from sklearn.tree import DecisionTreeClassifier
-
         self._validate_params()
         y = np.asarray(assignments)
         if y.shape != (len(frame),) or not np.issubdtype(y.dtype, np.integer):
@@ -209,12 +203,26 @@ class DistillPolicyLearner(PolicyLearner):
             )
         if len(y) and (y.min() < 0 or y.max() >= len(arms)):
             raise InputDataError(f"assignments hold arm indices outside [0, {len(arms) - 1}]")
+        return self._fit_encoded(frame, schema.encode(frame), y, schema, arms, outcomes)
+
+    def _fit_encoded(
+        self,
+        frame: pd.DataFrame,
+        X: np.ndarray,
+        y: np.ndarray,
+        schema: FeatureSchema,
+        arms: tuple[str, ...],
+        outcomes: tuple[str, ...],
+    ) -> DistillPolicyLearner:
+        """Fit the tree to arm indices ``y`` over ``X``, ``frame`` encoded by ``schema``."""
+        from sklearn.tree import DecisionTreeClassifier
+
         m = self.min_segment_size
         clf = DecisionTreeClassifier(
             max_depth=self.max_depth,
             min_samples_leaf=m if is_int(m) else float(m),
             random_state=self.random_state,
-        ).fit(schema.encode(frame), y)
+        ).fit(X, y)
         self.tree_ = clf
         missing = [n for n in schema.names if frame[n].isna().any()]
         self.policy_ = tree_policy_from_sklearn(

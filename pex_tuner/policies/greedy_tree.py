@@ -57,6 +57,7 @@ import numpy as np
 import pandas as pd
 
 from pex_tuner.data import ExperimentData
+from pex_tuner.data.validation import count_nonfinite
 from pex_tuner.effects.predictions import EffectPredictions
 from pex_tuner.errors import ConfigurationError, InputDataError
 from pex_tuner.policies.base import PolicyLearner
@@ -195,10 +196,9 @@ class GreedyTreePolicyLearner(PolicyLearner):
                 f"rewards must have shape (n_units, n_arms) = ({n}, K) with K >= 2 arms; got "
                 f"shape {R.shape}"
             )
-        if not np.isfinite(R).all():
-            raise InputDataError(
-                f"rewards have {int((~np.isfinite(R)).sum())} NaN or infinite value(s)"
-            )
+        n_bad = count_nonfinite(R)
+        if n_bad:
+            raise InputDataError(f"rewards have {n_bad} NaN or infinite value(s)")
         K = R.shape[1]
         labels = (
             ("control", *(f"arm_{k}" for k in range(1, K)))

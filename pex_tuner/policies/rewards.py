@@ -29,6 +29,7 @@ from pex_tuner.data import ExperimentData
 from pex_tuner.effects.predictions import EffectPredictions
 from pex_tuner.errors import ConfigurationError, InputDataError
 from pex_tuner.ope.estimators import components, make_estimator
+from pex_tuner.ope.kernel import linear_utilities
 from pex_tuner.policies.tree_search import Candidates
 
 __all__ = [
@@ -59,24 +60,31 @@ def policy_rewards(
         raise InputDataError(
             f"effects must have shape (n_units, n_arms, n_outcomes); got shape {tau.shape}"
         )
-    J = tau.shape[2]
+    w = _checked_weights(outcome_weights, tau.shape[2], np.ones(1))
+    # the fixed outcome order of LinearUtilityPolicy.utilities (zero biases)
+    return linear_utilities(tau, w, np.zeros(tau.shape[1]))
+
+
+def _checked_weights(
+    outcome_weights: Sequence[float] | None, J: int, single: np.ndarray, names: str = ""
+) -> np.ndarray:
+    """``outcome_weights`` as J finite floats; None only for one outcome, meaning ``single``.
+
+    ``names`` (e.g. " ['y']") follows "outcomes" / "one per outcome" in the messages.
+    """
     if outcome_weights is None:
         if J != 1:
             raise ConfigurationError(
-                f"'outcome_weights' is needed to combine {J} outcomes into one reward"
+                f"'outcome_weights' is needed to combine {J} outcomes{names} into one reward"
             )
-        w = np.ones(1)
-    else:
-        w = np.asarray(outcome_weights, dtype=float)
-        if w.shape != (J,) or not np.isfinite(w).all():
-            raise ConfigurationError(
-                f"'outcome_weights' must be {J} finite numbers (one per outcome); got "
-                f"{np.asarray(outcome_weights).tolist()}"
-            )
-    out = np.zeros(tau.shape[:2])
-    for j in range(J):  # fixed order, as in LinearUtilityPolicy.utilities
-        out += w[j] * tau[:, :, j]
-    return out
+        return single
+    w = np.asarray(outcome_weights, dtype=float)
+    if w.shape != (J,) or not np.isfinite(w).all():
+        raise ConfigurationError(
+            f"'outcome_weights' must be {J} finite numbers (one per outcome{names}); got "
+            f"{np.asarray(outcome_weights).tolist()}"
+        )
+    return w
 
 
 def outcome_weight_vector(
@@ -87,21 +95,8 @@ def outcome_weight_vector(
     ``None`` is allowed only for a single outcome and then means +1 for a maximized outcome and
     -1 for a minimized one.
     """
-    J = data.n_outcomes
-    if outcome_weights is None:
-        if J != 1:
-            raise ConfigurationError(
-                f"'outcome_weights' is needed to combine {J} outcomes {list(data.outcomes)} "
-                "into one reward"
-            )
-        return data.signs.astype(float)
-    w = np.asarray(outcome_weights, dtype=float)
-    if w.shape != (J,) or not np.isfinite(w).all():
-        raise ConfigurationError(
-            f"'outcome_weights' must be {J} finite numbers (one per outcome "
-            f"{list(data.outcomes)}); got {np.asarray(outcome_weights).tolist()}"
-        )
-    return w
+    names = f" {list(data.outcomes)}"
+    return _checked_weights(outcome_weights, data.n_outcomes, data.signs.astype(float), names)
 
 
 def preference_weights(
