@@ -25,13 +25,11 @@ that read an experiment print the features they use and warn on outcome-like col
 from __future__ import annotations
 
 import argparse
+import math
 import sys
 import time
 from collections.abc import Callable, Sequence
 from typing import TYPE_CHECKING, Any
-
-import numpy as np
-import pandas as pd
 
 from pex_tuner.cli.checks import (
     check_options,
@@ -84,7 +82,7 @@ def _split_weight(text: str) -> tuple[str, float] | None:
         weight = float(value)
     except ValueError:
         return None
-    if not sep or not name or not np.isfinite(weight) or weight < 0:
+    if not sep or not name or not math.isfinite(weight) or weight < 0:
         return None
     return name, weight
 
@@ -485,6 +483,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     """Run the command line; returns the exit status (2 for a pex-tuner error)."""
     parser = build_parser()
     args = parser.parse_args(argv)
+    import pandas as pd  # after parsing: --help and argument errors stay quick
+
     pd.set_option("display.width", 250)
     pd.set_option("display.max_colwidth", 60)
     try:

@@ -15,6 +15,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
+from pex_tuner.checks import Interval, validate_params
 from pex_tuner.data import ExperimentData
 from pex_tuner.effects.predictions import EffectPredictions
 from pex_tuner.errors import ConfigurationError, InputDataError
@@ -120,8 +121,10 @@ def distill_linear_policy(
         )
     if not isinstance(data, ExperimentData):
         raise InputDataError(f"expected an ExperimentData, got {type(data).__name__}")
-    if not 0.0 < holdout_size < 1.0:
-        raise ConfigurationError(f"'holdout_size' must be in (0, 1); got {holdout_size!r}")
+    validate_params(
+        {"holdout_size": holdout_size},
+        {"holdout_size": [Interval(float, 0, 1, closed="neither")]},
+    )
     pred = _predictions(model_or_predictions, data)
     ind = data.split_indices(test_size=holdout_size, validation_size=0.0, random_state=random_state)
     fit_idx, hold_idx = ind["train"], ind["test"]

@@ -39,7 +39,7 @@ import numpy as np
 from pex_tuner.checks import Interval, Options, validate_params
 from pex_tuner.data import ExperimentData
 from pex_tuner.effects import LEARNERS, fit_effects
-from pex_tuner.errors import ConfigurationError, InputDataError
+from pex_tuner.errors import InputDataError
 from pex_tuner.ope import PolicyEvaluation, evaluate_assignments
 from pex_tuner.policies import (
     DistillPolicyLearner,
@@ -135,14 +135,22 @@ def learn_policy(
         learner, n_folds: the CATE model fitted otherwise (see ``fit_effects``).
         random_state: seed of the split, the model and the learners.
     """
-    if method not in METHODS:
-        raise ConfigurationError(
-            f"The 'method' parameter must be one of {list(METHODS)}. Got {method!r} instead."
-        )
+    validate_params(
+        {
+            "method": method,
+            "validation_size": validation_size,
+            "learner": learner,
+            "n_folds": n_folds,
+        },
+        {
+            "method": [Options(METHODS)],
+            "validation_size": [Interval(float, 0, 1, closed="neither")],
+            "learner": [Options(LEARNERS)],
+            "n_folds": [Interval(int, 2, None)],
+        },
+    )
     if not isinstance(data, ExperimentData):
         raise InputDataError(f"expected an ExperimentData, got {type(data).__name__}")
-    if not 0.0 < validation_size < 1.0:
-        raise ConfigurationError(f"'validation_size' must be in (0, 1); got {validation_size!r}")
     w = outcome_weight_vector(data, outcome_weights)
     params = {
         "max_depth": max_depth,
@@ -150,7 +158,7 @@ def learn_policy(
         "outcome_weights": w,
         "random_state": random_state,
     }
-    _check_early(method, params, learner, n_folds)
+    _check_learners(method, params)
     ind = data.split_indices(
         test_size=validation_size, validation_size=0.0, random_state=random_state
     )
@@ -185,13 +193,9 @@ def learn_policy(
     )
 
 
-def _check_early(method: str, params: dict[str, Any], learner: str, n_folds: int) -> None:
-    """The learners' hyperparameters and the CATE model's options, checked before the split
-    and the model fit (the learners check them again in ``fit``)."""
-    validate_params(
-        {"learner": learner, "n_folds": n_folds},
-        {"learner": [Options(LEARNERS)], "n_folds": [Interval(int, 2, None)]},
-    )
+def _check_learners(method: str, params: dict[str, Any]) -> None:
+    """The learners' hyperparameters, checked before the split and the model fit (the learners
+    check them again in ``fit``)."""
     names = ("greedy-tree", "no-hte-greedy") if method in _GUIDE else (method,)
     for name in names:
         _LEARNERS[name](**params)._validate_params()
