@@ -11,7 +11,6 @@ runs and trials are 404; the app maps pex-tuner errors to 409 / 422.
 
 from __future__ import annotations
 
-import hashlib
 import json
 import secrets
 import uuid
@@ -22,7 +21,7 @@ from fastapi import APIRouter, Depends, Header, HTTPException, Request
 from fastapi.responses import JSONResponse, Response
 
 from pex_tuner.errors import ResultConflictError
-from pex_tuner.files import MODEL_FILE
+from pex_tuner.files import MODEL_FILE, sha256_bytes
 from pex_tuner.launch.document import launch_document
 from pex_tuner.service.bodies import JSONBodyRoute, require_json_body
 from pex_tuner.service.runs import Run, RunCache
@@ -157,8 +156,9 @@ def create_run(body: CreateRunBody, request: Request) -> CreateRunResponse:
         model = (tuner.model_sha256, src.read_bytes())
     run_id = uuid.uuid4().hex
     cache = _cache(request)
-    trials = tuner.to_state()["trials"]
-    cache.store.create_run(run_id, str(body.tuner_dir), tuner.config_state(), trials, model)
+    config = tuner.to_state()
+    trials = config.pop("trials")
+    cache.store.create_run(run_id, str(body.tuner_dir), config, trials, model)
     cache.add(run_id, tuner)
     return CreateRunResponse(
         run_id=run_id,
@@ -246,7 +246,7 @@ def report(
     run = _run(request, run_id)
     store = _cache(request).store
     metrics = {k: v.model_dump(exclude_none=True) for k, v in body.metrics.items()}
-    sha = hashlib.sha256(json.dumps([trial_id, metrics], sort_keys=True).encode()).hexdigest()
+    sha = sha256_bytes(json.dumps([trial_id, metrics], sort_keys=True).encode())
     with run.lock:
         trial = _trial(run, run_id, trial_id)
         _check_metric_names(run.tuner, metrics)  # before anything is stored

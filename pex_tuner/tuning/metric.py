@@ -171,9 +171,9 @@ def split_metric(
         estimator: the OPE estimator.
     """
     if split == "train+validation":
-        evaluation, predictions = _train_validation_units(data, split_indices, effects)
-        validation = data.subset(split_indices["validation"])
-        space_predictions = effects.predict(validation, out_of_fold="never")
+        evaluation, predictions, space_predictions = _train_validation_units(
+            data, split_indices, effects
+        )
     else:
         evaluation = data.subset(split_indices[split])
         predictions = effects.predict(evaluation, out_of_fold="never")
@@ -183,10 +183,10 @@ def split_metric(
 
 def _train_validation_units(
     data: ExperimentData, split_indices: Mapping[str, np.ndarray], effects: Any
-) -> tuple[ExperimentData, EffectPredictions]:
+) -> tuple[ExperimentData, EffectPredictions, EffectPredictions]:
     """Training units with out-of-fold predictions followed by the validation units
     (``effects`` must have been fitted on exactly the train split), fold-averaged on the
-    validation units."""
+    validation units; and the validation units' predictions alone (predicted once)."""
     oof = effects.predict(data.subset(split_indices["train"]))
     if not oof.out_of_fold:
         raise ConfigurationError(
@@ -203,4 +203,4 @@ def _train_validation_units(
         outcomes=pv.outcomes,
         out_of_fold=True,
     )
-    return data.subset(idx), predictions
+    return data.subset(idx), predictions, pv

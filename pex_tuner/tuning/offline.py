@@ -397,9 +397,9 @@ class OfflineTuner:
             return self.baselines[name]
         if name in self.extra_arms:
             return self.extra_arms[name]
-        for r in self.records:
-            if r["policy"] == name and r["parameters"] is not None:
-                return self.space.to_policy(r["parameters"], name=name)
+        rec = self.log.find(name)
+        if rec is not None and rec["parameters"] is not None:
+            return self.space.to_policy(rec["parameters"], name=name)
         raise ConfigurationError(f"no evaluated policy named '{name}'")
 
     def write_artifacts(self, directory: str, names: Sequence[str] | None = None) -> dict[str, str]:
