@@ -37,6 +37,8 @@ _EXPORTS = {
     "CateModel": "pex_tuner.effects",
     "EffectPredictions": "pex_tuner.effects",
     "fit_effects": "pex_tuner.effects",
+    "select_learner": "pex_tuner.effects",
+    "LearnerSelection": "pex_tuner.effects",
     "DistillHTE": "pex_tuner.explain",
     "LinearUtilityPolicy": "pex_tuner.policies",
     "PolicyArtifact": "pex_tuner.policies",
@@ -70,6 +72,7 @@ __all__ = [
     "GuidanceTreeLearner",
     "InputDataError",
     "LaunchedPolicy",
+    "LearnerSelection",
     "LinearUtilityPolicy",
     "NoHTEGreedyPolicyLearner",
     "NoHTEIterativePolicyLearner",
@@ -96,6 +99,7 @@ __all__ = [
     "make_covid",
     "make_synthetic",
     "make_synthetic_a",
+    "select_learner",
 ]
 
 
@@ -123,7 +127,13 @@ if TYPE_CHECKING:  # pragma: no cover - for type checkers and IDEs
         make_synthetic,
         make_synthetic_a,
     )
-    from pex_tuner.effects import CateModel, EffectPredictions, fit_effects
+    from pex_tuner.effects import (
+        CateModel,
+        EffectPredictions,
+        LearnerSelection,
+        fit_effects,
+        select_learner,
+    )
     from pex_tuner.errors import (
         ConfigurationError,
         InputDataError,

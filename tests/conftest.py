@@ -39,7 +39,14 @@ def offline_dir(tmp_path_factory):
 
     exp = make_synthetic(3000, random_state=5)
     tuner = OfflineTuner(
-        exp.data, batch_size=4, init_trials=6, n_folds=2, random_state=0, progress=False
+        exp.data,
+        batch_size=4,
+        init_trials=6,
+        n_folds=2,
+        random_state=0,
+        progress=False,
+        learner="t",
+        design_size=0,  # Sobol inside Ax: 16 trials, quick
     )
     tuner.run(16)
     path = tmp_path_factory.mktemp("offline") / "tuner"

@@ -249,7 +249,16 @@ def test_tuner_attaches_a_learned_tree_as_an_alternative_arm():
     from pex_tuner.tuning import OfflineTuner
 
     truth = make_synthetic(3000)
-    tuner = OfflineTuner(truth.data, batch_size=4, init_trials=6, n_folds=2, progress=False)
+    tuner = OfflineTuner(
+        truth.data,
+        batch_size=4,
+        init_trials=6,
+        n_folds=2,
+        progress=False,
+        learner="t",
+        design_size=0,
+        frontier_estimate="observed",
+    )
     tuner.run(8)
     train = truth.data.subset(tuner.split_indices["train"])
     # a strong tree: learned from the true effects (utility engagement + retention - cost)

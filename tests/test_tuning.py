@@ -15,10 +15,14 @@ from pex_tuner.tuning import OfflineTuner, PolicySpace, hypervolume, select_subs
 from pex_tuner.tuning.frontier import pareto_mask, to_max_space
 
 
+LEGACY = {"design_size": 0, "learner": "t", "split": "validation", "frontier_estimate": "observed"}
+
+
 def _small_tuner(exp, tuner, **kwargs):
     """A quick OfflineTuner (batches of 2) sharing the module tuner's CATE model."""
+    options = {**LEGACY, **kwargs}
     return OfflineTuner(
-        exp.data, batch_size=2, effects=tuner.effects, n_folds=2, progress=False, **kwargs
+        exp.data, batch_size=2, effects=tuner.effects, n_folds=2, progress=False, **options
     )
 
 
@@ -29,8 +33,16 @@ def exp():
 
 @pytest.fixture(scope="module")
 def tuner(exp):
+    """The Sobol-initialized path (``design_size=0``, the defaults before the dense design)
+    with a T-learner on the validation split; tests_tuning_design.py covers the defaults."""
     t = OfflineTuner(
-        exp.data, batch_size=4, init_trials=6, n_folds=2, random_state=0, progress=False
+        exp.data,
+        batch_size=4,
+        init_trials=6,
+        n_folds=2,
+        random_state=0,
+        progress=False,
+        **LEGACY,
     )
     t.run(14)
     return t
@@ -222,6 +234,7 @@ def test_guardrails_become_constraints(exp):
         init_trials=3,
         n_folds=2,
         progress=False,
+        **LEGACY,
     )
     assert t.config["objectives"] == ["engagement", "cost"]
     control = t.baseline_eval.value[0, 1]
@@ -251,6 +264,13 @@ def test_guardrails_become_constraints(exp):
         (dict(weight_scale=0), r"The 'weight_scale' parameter must be a float > 0"),
         (dict(split="train"), r"The 'split' parameter must be one of"),
         (dict(batch_size=0), r"The 'batch_size' parameter must be an int >= 1"),
+        (dict(design_size=-1), r"The 'design_size' parameter must be an int >= 0"),
+        (dict(model_points=0), r"The 'model_points' parameter must be an int >= 1"),
+        (
+            dict(frontier_estimate="gp"),
+            r"The 'frontier_estimate' parameter must be one of \['observed', 'model'\]",
+        ),
+        (dict(learner="best"), r"must be one of \['auto', 't', 'x', 's', 'dr'\]"),
     ],
 )
 def test_invalid_tuner_configuration(exp, kwargs, pattern):

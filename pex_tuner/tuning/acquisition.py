@@ -48,11 +48,26 @@ from botorch.utils.sampling import sample_simplex
 from botorch.utils.transforms import is_ensemble
 from torch import Tensor
 
-__all__ = ["construct_inputs_qLogNParEGOHV", "next_direction", "qLogNParEGOHV"]
+__all__ = [
+    "construct_inputs_qLogNParEGOHV",
+    "next_direction",
+    "qLogNParEGOHV",
+    "reset_directions",
+]
 
 Scalarization = Callable[..., Tensor]
 
 _DIRECTIONS: dict[int, Any] = {}  # number of objectives -> scrambled Sobol engine
+_DIRECTION_SEED: list[tuple[int | None, int]] = [(None, 0)]  # (seed, points to skip)
+
+
+def reset_directions(seed: int | None, start: int = 0) -> None:
+    """Restart the direction sequences: scrambled with ``seed``, skipping the first ``start``
+    points. The tuner calls it before every generation with its random_state and the number of
+    trials so far, so the same seed gives the same directions in any process, and successive
+    batches still continue one evenly spread sequence."""
+    _DIRECTIONS.clear()
+    _DIRECTION_SEED[0] = (seed, int(start))
 
 
 def next_direction(m: int) -> Tensor:
@@ -61,11 +76,15 @@ def next_direction(m: int) -> Tensor:
     part of the unit sphere), with z from a scrambled Sobol sequence (through the normal
     quantile function) instead of independent draws, so that the directions of successive
     candidates (a batch and the batches after it) spread evenly instead of clumping. One
-    sequence per ``m`` and process."""
+    sequence per ``m``, seeded and positioned by :func:`reset_directions`."""
     from scipy.stats import norm, qmc
 
     if m not in _DIRECTIONS:
-        _DIRECTIONS[m] = qmc.Sobol(d=m, scramble=True)
+        seed, start = _DIRECTION_SEED[0]
+        engine = qmc.Sobol(d=m, scramble=True, seed=seed)
+        if start:
+            engine.fast_forward(start)
+        _DIRECTIONS[m] = engine
     u = _DIRECTIONS[m].random(1)[0].clip(1e-9, 1 - 1e-9)
     return torch.as_tensor(norm.ppf(u)).abs()
 

@@ -30,6 +30,7 @@ __all__ = [
     "get_next_trials",
     "import_ax_quietly",
     "make_ax_client",
+    "n_trials",
     "predict",
     "quiet_ax",
     "register_acquisition",
@@ -157,6 +158,12 @@ def _trial(client: Any, trial_index: int) -> Any:
     # missing public API: Client has no accessor for one trial (ax.api.Client 1.3.1 exposes
     # summarize() as a DataFrame only), so read the experiment's trial directly
     return client._experiment.trials[trial_index]
+
+
+def n_trials(client: Any) -> int:
+    """The number of trials in the client's experiment (any status)."""
+    # missing public API: as for _trial
+    return len(client._experiment.trials)
 
 
 def trial_parameters(client: Any, trial_index: int) -> dict[str, float]:

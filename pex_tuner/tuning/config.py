@@ -21,9 +21,21 @@ from pex_tuner.ope import ESTIMATORS
 from pex_tuner.tuning.generation import ACQUISITIONS, MULTI_OBJECTIVE
 from pex_tuner.tuning.space import PARAMETERIZATIONS, SCALINGS
 
-__all__ = ["SPLITS", "TunerConfig", "check_base_learner", "check_count", "check_policy_names"]
+__all__ = [
+    "FRONTIER_ESTIMATES",
+    "LEARNER_CHOICES",
+    "SPLITS",
+    "TunerConfig",
+    "check_base_learner",
+    "check_count",
+    "check_policy_names",
+]
 
 SPLITS = ("validation", "train+validation", "test")
+#: which estimate selects the frontier and the online candidates (see ``OfflineTuner``)
+FRONTIER_ESTIMATES = ("observed", "model")
+#: the CATE learner choices: ``"auto"`` selects among ``LEARNERS`` by the data
+LEARNER_CHOICES = ("auto", *LEARNERS)
 
 _CONSTRAINTS = {
     "acquisition": [Options(ACQUISITIONS)],
@@ -31,7 +43,10 @@ _CONSTRAINTS = {
     "scaling": [Options(SCALINGS)],
     "batch_size": [Interval(int, 1, None)],
     "estimator": [Options(ESTIMATORS)],
-    "learner": [Options(LEARNERS)],
+    "learner": [Options(LEARNER_CHOICES)],
+    "design_size": [Interval(int, 0, None)],
+    "model_points": [Interval(int, 1, None)],
+    "frontier_estimate": [Options(FRONTIER_ESTIMATES)],
     "n_folds": [Interval(int, 2, None)],
     "parameterization": [Options(PARAMETERIZATIONS)],
     "use_biases": [TypeOf(bool, "a bool")],
@@ -55,10 +70,10 @@ class TunerConfig:
     name: str = "pex_tuner"
     objectives: tuple[str, ...]
     guardrails: Mapping[str, float] = field(default_factory=dict)
-    learner: str = "t"
+    learner: str = "auto"
     n_folds: int = 5
     estimator: str = "dr"
-    split: str = "validation"
+    split: str = "train+validation"
     use_biases: bool = True
     parameterization: str = "linear"
     acquisition: str = "qLogNParEGO"
@@ -68,6 +83,9 @@ class TunerConfig:
     weight_scale: float = 4.0
     bias_scale: float | None = None
     random_state: int = 0
+    design_size: int = 1024
+    model_points: int = 64
+    frontier_estimate: str = "model"
 
     @classmethod
     def from_options(
@@ -102,6 +120,9 @@ class TunerConfig:
         # tuners saved before these options existed used absolute scaling and bias_scale 0.25
         d.setdefault("scaling", "absolute")
         d.setdefault("bias_scale", 0.25)
+        # ... and before the dense design: Sobol initialization inside Ax, observed frontier
+        d.setdefault("design_size", 0)
+        d.setdefault("frontier_estimate", "observed")
         known = {k: v for k, v in d.items() if k in cls.__dataclass_fields__}
         known["objectives"] = tuple(known["objectives"])
         return cls(**known)
@@ -130,7 +151,14 @@ def _as_floats(options: Mapping[str, Any]) -> dict[str, Any]:
     for key in ("weight_scale", "bias_scale"):
         if out.get(key) is not None:
             out[key] = float(out[key])
-    for key in ("n_folds", "batch_size", "random_state", "init_trials"):
+    for key in (
+        "n_folds",
+        "batch_size",
+        "random_state",
+        "init_trials",
+        "design_size",
+        "model_points",
+    ):
         if out.get(key) is not None:
             out[key] = int(out[key])
     return out

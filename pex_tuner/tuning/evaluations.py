@@ -15,6 +15,7 @@ Objective values are compared in maximization space (minimized objectives negate
 
 from __future__ import annotations
 
+import warnings
 from collections.abc import Callable, Mapping, Sequence
 from typing import Any
 
@@ -25,9 +26,23 @@ from pex_tuner.errors import ConfigurationError, NotFittedError
 from pex_tuner.ope import PolicyEvaluation
 from pex_tuner.tuning.frontier import hypervolume, pareto_mask, select_candidates, to_max_space
 
-__all__ = ["EvaluationLog", "control_reference", "meets_bounds"]
+__all__ = ["ONE_ARM_SHARE", "EvaluationLog", "control_reference", "meets_bounds"]
 
 _NADIR_LABEL = "nadir (no policy beats control on every objective)"
+#: a policy sending at least this share of units to one arm is labelled as that arm's baseline
+ONE_ARM_SHARE = 0.99
+
+
+def _shortfall(k: int, got: int, collapsed: int) -> str:
+    """Why ``got`` < ``k`` candidates were selected."""
+    why = f"asked for {k} online candidates, got {got}: only {got} feasible policies are on "
+    why += "the Pareto frontier of the eligible ones"
+    if collapsed:
+        why += (
+            f"; {collapsed} feasible policies sent >= {ONE_ARM_SHARE:.0%} of units to one arm "
+            "and count as that arm's baseline"
+        )
+    return why
 
 
 def meets_bounds(
@@ -109,7 +124,7 @@ class EvaluationLog:
         self.objective_directions = tuple(self.directions[j] for j in idx)
 
     # ------------------------------------------------------------------ records
-    def record(
+    def make_record(
         self,
         trial_index: int | None,
         name: str,
@@ -119,7 +134,7 @@ class EvaluationLog:
         i: int,
         node: str | None,
     ) -> dict[str, Any]:
-        """Record policy ``i`` of ``evaluation`` (replacing a record of the same name)."""
+        """The record of policy ``i`` of ``evaluation`` (not yet added to the log)."""
         rec: dict[str, Any] = {
             "trial_index": trial_index,
             "policy": name,
@@ -134,8 +149,30 @@ class EvaluationLog:
             rec[f"{o}_se"] = float(evaluation.se[i, j])
         for k, a in enumerate(self.arms):
             rec[f"share[{a}]"] = float(evaluation.shares[i, k])
+        return rec
+
+    def record(
+        self,
+        trial_index: int | None,
+        name: str,
+        kind: str,
+        parameters: Mapping[str, float] | None,
+        evaluation: PolicyEvaluation,
+        i: int,
+        node: str | None,
+    ) -> dict[str, Any]:
+        """Record policy ``i`` of ``evaluation`` (replacing a record of the same name)."""
+        rec = self.make_record(trial_index, name, kind, parameters, evaluation, i, node)
         self.records = [r for r in self.records if r["policy"] != name] + [rec]
         return rec
+
+    def extend(self, records: Sequence[dict[str, Any]]) -> None:
+        """Add many new records at once (names must be new: the dense design's)."""
+        names = {r["policy"] for r in self.records}
+        clash = [r["policy"] for r in records if r["policy"] in names]
+        if clash:
+            raise ConfigurationError(f"policies already recorded: {clash[:5]}")
+        self.records.extend(records)
 
     def find(self, name: str) -> dict[str, Any] | None:
         """The record of the policy called ``name`` (None when there is none)."""
@@ -152,10 +189,14 @@ class EvaluationLog:
 
     def frame(self) -> pd.DataFrame:
         """Every record as a row: parameters as columns, plus ``feasible``."""
-        if not self.records:
+        return self.frame_of(self.records)
+
+    def frame_of(self, records: Sequence[Mapping[str, Any]]) -> pd.DataFrame:
+        """Rows for ``records``: parameters as columns, plus ``feasible``."""
+        if not records:
             return pd.DataFrame()
         rows = []
-        for r in self.records:
+        for r in records:
             row = {k: v for k, v in r.items() if k != "parameters"}
             for p, v in (r["parameters"] or {}).items():
                 row[p] = v
@@ -208,15 +249,21 @@ class EvaluationLog:
         return hypervolume(Y[ok], self.reference_point)
 
     def hypervolume_trace(self) -> pd.DataFrame:
-        """Observed hypervolume after each tuned evaluation: columns evaluations, hypervolume."""
+        """Observed hypervolume after tuned evaluations: columns evaluations, hypervolume.
+
+        One row per evaluation after the dense design; inside the design (evaluated in one
+        go) only at powers of two and at its end."""
         Y, ok = self.tuned_objectives()
         n = len(Y)
+        n_design = sum(r["kind"] == "tuned" and r["node"] == "design" for r in self.records)
+        marks = {2**i for i in range(n_design.bit_length()) if 2**i <= n_design}
+        marks |= {n_design} - {0}
+        marks |= set(range(n_design + 1, n + 1))
+        at = sorted(marks)
         return pd.DataFrame(
             {
-                "evaluations": np.arange(1, n + 1),
-                "hypervolume": [
-                    hypervolume(Y[:i][ok[:i]], self.reference_point) for i in range(1, n + 1)
-                ],
+                "evaluations": np.asarray(at, dtype=np.int64),
+                "hypervolume": [hypervolume(Y[:i][ok[:i]], self.reference_point) for i in at],
             }
         )
 
@@ -231,19 +278,35 @@ class EvaluationLog:
 
     # ------------------------------------------------------------------ candidates
     def select_candidates(
-        self, k: int, *, include_baselines: bool = False, reference_point: Any = "control"
+        self,
+        k: int,
+        *,
+        frame: pd.DataFrame | None = None,
+        include_baselines: bool = False,
+        reference_point: Any = "control",
     ) -> pd.DataFrame:
         """The k frontier policies whose set has the largest hypervolume (see
-        ``OfflineTuner.select_online_candidates``); the selected rows plus
-        ``subset_hypervolume`` and ``reference``."""
+        ``OfflineTuner.select_online_candidates``) among the rows of ``frame`` (default:
+        :meth:`frame`); the selected rows plus ``subset_hypervolume``, ``reference`` and
+        ``same_as`` (the baseline a policy sending >= 99% of units to one arm is labelled
+        as; such policies are not candidates). ``attrs["note"]`` says why when fewer than k
+        are returned."""
         if int(k) < 1:
             raise ConfigurationError(f"'k' must be a positive integer; got {k!r}")
-        ev = self.frame()
+        ev = self.frame() if frame is None else frame
         ev = ev[ev["feasible"]] if not ev.empty else ev
         if not include_baselines and not ev.empty:
             ev = ev[ev["kind"] != "baseline"]
         if ev.empty:
             raise NotFittedError("no feasible tuned policies yet: call run(budget)")
+        ev = ev.assign(same_as=self.same_as(ev))
+        collapsed = ev["same_as"].notna() & (ev["kind"] != "baseline")
+        ev = ev[~collapsed]
+        if ev.empty:
+            raise NotFittedError(
+                f"every feasible policy sends >= {ONE_ARM_SHARE:.0%} of units to one arm: "
+                "no personalized candidate (use include_baselines=True for the baselines)"
+            )
         Y_all = self.objective_matrix(ev)
         ref, given = self._reference(Y_all, reference_point)
         # the frontier among the eligible policies (baselines may dominate them all)
@@ -251,7 +314,20 @@ class EvaluationLog:
         out = ev.iloc[idx].copy()
         out["subset_hypervolume"] = hypervolume(self.objective_matrix(out), ref)
         out["reference"] = given if label == "given" else _NADIR_LABEL
-        return out.reset_index(drop=True)
+        out = out.reset_index(drop=True)
+        if len(out) < k:
+            out.attrs["note"] = _shortfall(k, len(out), int(collapsed.sum()))
+            warnings.warn(out.attrs["note"], stacklevel=3)
+        return out
+
+    def same_as(self, frame: pd.DataFrame) -> pd.Series:
+        """Per row of ``frame``: ``"all:<arm>"`` when the policy sends at least
+        ``ONE_ARM_SHARE`` of units to one arm, else None."""
+        shares = frame[[f"share[{a}]" for a in self.arms]].to_numpy(dtype=float)
+        top = shares.argmax(axis=1)
+        label = np.array([f"all:{self.arms[t]}" for t in top], dtype=object)
+        label[shares.max(axis=1) < ONE_ARM_SHARE] = None
+        return pd.Series(label, index=frame.index, dtype=object)
 
     def _reference(self, Y: np.ndarray, reference_point: Any) -> tuple[np.ndarray, str]:
         """The reference point (maximization space, shape (M,)) for candidate selection among

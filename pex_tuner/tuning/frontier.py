@@ -43,10 +43,13 @@ def pareto_mask(Y: np.ndarray) -> np.ndarray:
 
 
 def hypervolume(Y: np.ndarray, ref_point: np.ndarray) -> float:
-    """Hypervolume dominated by the rows of Y (P, M) above ``ref_point`` (M,)."""
-    import torch
-    from botorch.utils.multi_objective.hypervolume import Hypervolume
+    """Hypervolume dominated by the rows of Y (P, M) above ``ref_point`` (M,).
 
+    Exact. Two and three objectives by a sweep (:func:`_sweep_hypervolume`); four or more by
+    BoTorch's ``Hypervolume``. Why our own for M <= 3: BoTorch's exact algorithm took 4.7 s for
+    300 frontier points in three objectives and 44 s for 1,000 on this machine, and the dense
+    design's frontiers have hundreds of points (the sweep: milliseconds; equal to BoTorch's to
+    1e-12 in ``tests/test_tuning_design.py``)."""
     Y = np.asarray(Y, dtype=float)
     ref = np.asarray(ref_point, dtype=float)
     if len(Y) == 0:
@@ -54,10 +57,40 @@ def hypervolume(Y: np.ndarray, ref_point: np.ndarray) -> float:
     Y = Y[(ref < Y).all(axis=1)]
     if len(Y) == 0:
         return 0.0
-    Y = Y[pareto_mask(Y)]
     if Y.shape[1] == 1:
         return float(Y.max() - ref[0])
+    if Y.shape[1] <= 3:
+        return _sweep_hypervolume(Y, ref)
+    import torch
+    from botorch.utils.multi_objective.hypervolume import Hypervolume
+
+    Y = Y[pareto_mask(Y)]
     return float(Hypervolume(torch.as_tensor(ref)).compute(torch.as_tensor(Y)))
+
+
+def _area(xy: np.ndarray, ref: np.ndarray) -> float:
+    """Area dominated by points ``xy`` (n, 2), all above ``ref`` (2,)."""
+    order = np.argsort(-xy[:, 0], kind="stable")
+    x, y = xy[order, 0], np.maximum.accumulate(xy[order, 1])
+    widths = x - np.append(x[1:], ref[0])
+    return float(np.sum(widths * (y - ref[1])))
+
+
+def _sweep_hypervolume(Y: np.ndarray, ref: np.ndarray) -> float:
+    """Exact hypervolume of points Y (n, 2 or 3), all above ``ref``: the area sweep in two
+    dimensions; in three, slabs between successive values of the last objective, each the
+    area of the points at or above it (O(n^2 log n))."""
+    if Y.shape[1] == 2:
+        return _area(Y, ref)
+    order = np.argsort(-Y[:, 2], kind="stable")
+    Y = Y[order]
+    z = np.append(Y[:, 2], ref[2])
+    total = 0.0
+    for i in range(len(Y)):
+        depth = z[i] - z[i + 1]
+        if depth > 0:
+            total += depth * _area(Y[: i + 1, :2], ref[:2])
+    return float(total)
 
 
 def select_subset(Y: np.ndarray, ref_point: np.ndarray, k: int) -> np.ndarray:

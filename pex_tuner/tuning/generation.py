@@ -16,6 +16,8 @@ acquisitions and chooses the nodes.
 
 from __future__ import annotations
 
+from collections.abc import Iterator
+from contextlib import contextmanager
 from typing import Any
 
 import pex_tuner.tuning.ax_bridge as ax_bridge
@@ -28,6 +30,7 @@ __all__ = [
     "acquisition_class",
     "make_generation_strategy",
     "make_model_strategy",
+    "seeded_generation",
 ]
 
 ACQUISITIONS = ("qLogNParEGO", "qLogNParEGO-HV", "qLogNEHVI", "qLogNEI", "sobol")
@@ -110,3 +113,37 @@ def make_model_strategy(acquisition: str, *, num_restarts: int = 8, raw_samples:
     return ax_bridge.botorch_strategy(
         f"{acquisition} only", acqf, num_restarts=num_restarts, raw_samples=raw_samples
     )
+
+
+@contextmanager
+def seeded_generation(random_state: int, step: int) -> Iterator[None]:
+    """Make one generation call repeatable: torch's and numpy's global generators seeded from
+    (``random_state``, ``step``) inside the block and restored after it, and the
+    hypervolume-scalarization directions restarted at point ``step`` of the sequence scrambled
+    with ``random_state``.
+
+    BoTorch draws ParEGO's scalarization weights, the acquisition optimizer's raw samples and
+    the GP fit's restarts from torch's global generator; Ax's Client would re-seed it with the
+    same seed on every call (so every batch would repeat the last one's weights, see
+    shared/AX_NOTES.md), hence a seed per step: the same tuner with the same ``random_state``
+    then generates the same trials in any process, and successive batches still differ.
+
+    Args:
+        random_state: the tuner's seed.
+        step: the number of trials in the experiment before this call.
+    """
+    import numpy as np
+    import torch
+
+    from pex_tuner.tuning.acquisition import reset_directions
+
+    seed = (int(random_state) * 1_000_003 + int(step)) % (2**31 - 1)
+    np_state = np.random.get_state()
+    with torch.random.fork_rng():
+        torch.manual_seed(seed)
+        np.random.seed(seed)
+        reset_directions(int(random_state), int(step))
+        try:
+            yield
+        finally:
+            np.random.set_state(np_state)

@@ -1,19 +1,33 @@
 """OfflineTuner: multi-objective Bayesian optimization of linear-utility policies on OPE.
 
 The tuner checks its configuration in full (:class:`~pex_tuner.tuning.config.TunerConfig`),
-splits the experiment (train / validation / test, seeded, stratified by arm), fits a
-cross-fitted CATE model on train, and evaluates policies with an
-:class:`~pex_tuner.tuning.metric.OPEMetric` on the validation split (the noisy objective;
-``split="train+validation"`` adds the training units with their out-of-fold predictions).
+splits the experiment (train / validation / test, seeded, stratified by arm), and fits a
+cross-fitted CATE model on train: by default the learner the data choose
+(``learner="auto"``, :func:`~pex_tuner.effects.select_learner`). Policies are scored by an
+:class:`~pex_tuner.tuning.metric.OPEMetric` on every non-test unit by default
+(``split="train+validation"``: the training units with their out-of-fold predictions plus the
+validation units); the test split stays untouched for the honest report
+(:meth:`OfflineTuner.frontier_report`).
+
 Policies are points of a :class:`~pex_tuner.tuning.space.PolicySpace` (weights and biases with
-ranges from the CATE predictions); an Ax ``Client`` (reached through ``ax_bridge`` only) has one
-parameter per free weight / bias and one metric per outcome, driven by Sobol then qLogNParEGO
-(``generation``). Every evaluated policy lands in an
+ranges from the CATE predictions). The Ax experiment (reached through ``ax_bridge`` only) has
+one parameter per free weight / bias and one metric per outcome. It starts from a dense
+quasi-random design (``design_size`` policies evaluated in batched OPE passes, see ``design``)
+whose ``model_points`` policies nearest the observed frontier are attached to Ax as trials, and
+is refined by BoTorch batches (qLogNParEGO by default; ``generation``), each generated under a
+seed derived from ``random_state`` so runs repeat. ``design_size=0`` gives the earlier
+behaviour: Sobol initialization inside Ax. Every evaluated policy lands in an
 :class:`~pex_tuner.tuning.evaluations.EvaluationLog` (frontier, hypervolume, candidates).
 
+The frontier and the online candidates are selected from a denoised estimate by default
+(``frontier_estimate="model"``: the GP's posterior mean at the policies it was fitted on and
+the refined ones), because the best of a thousand noisy estimates is biased upward (the
+winner's curse; measured in ``benchmarks/results/tuning.md``).
+
 Its verbs follow Ax's: ``get_next_trials``, ``complete_trial``, ``run``,
-``get_pareto_frontier``, plus ``select_online_candidates``, ``save`` / ``load`` (directory
-with JSON) and ``save_to_db`` / ``load_from_db`` (SQLAlchemy URL, SQLite by default).
+``get_pareto_frontier``, plus ``evaluate_design``, ``select_online_candidates``,
+``frontier_report``, ``save`` / ``load`` (directory with JSON) and ``save_to_db`` /
+``load_from_db`` (SQLAlchemy URL, SQLite by default; see ``persistence``).
 
 Assign-all-to-each-arm baselines are evaluated by the same metric. With biases they are real
 Ax arms (attached out-of-design trials with biases large enough to send every unit to one arm;
@@ -32,30 +46,32 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
-import pandas as pd
 
 import pex_tuner.tuning.ax_bridge as ax_bridge
 from pex_tuner.data import ExperimentData
-from pex_tuner.effects import CateModel
-from pex_tuner.errors import ConfigurationError, InputDataError, NotFittedError
-from pex_tuner.policies.artifact import load_policy_document, write_artifact
+from pex_tuner.effects import CateModel, LearnerSelection, select_learner
+from pex_tuner.errors import ConfigurationError, InputDataError
+from pex_tuner.policies.artifact import write_artifact
 from pex_tuner.policies.linear import LinearUtilityPolicy
 from pex_tuner.progress import progress_bar
-from pex_tuner.tuning import storage
+from pex_tuner.tuning import design, storage
 from pex_tuner.tuning.config import TunerConfig, check_base_learner, check_count, check_policy_names
 from pex_tuner.tuning.evaluations import EvaluationLog
 from pex_tuner.tuning.generation import (
     NEEDS_REFERENCE_POINT,
-    acquisition_class,
     make_generation_strategy,
+    make_model_strategy,
+    seeded_generation,
 )
 from pex_tuner.tuning.metric import split_metric
+from pex_tuner.tuning.persistence import TunerPersistence
+from pex_tuner.tuning.results import TunerResults
 from pex_tuner.tuning.space import PolicySpace
 
 __all__ = ["OfflineTuner"]
 
 
-class OfflineTuner:
+class OfflineTuner(TunerResults, TunerPersistence):
     """Tune linear-utility policies offline with multi-objective Bayesian optimization.
 
     Args:
@@ -64,22 +80,32 @@ class OfflineTuner:
             each in its own direction.
         guardrails: outcome -> allowed relative degradation vs assign-all-control (0.005 =
             0.5%); these become outcome constraints instead of objectives.
-        learner, base_learner, n_folds: the CATE model (see ``fit_effects``).
+        learner: the CATE meta-learner: ``"auto"`` (default: T, X, DR and S-learners fitted
+            cross-fitted and the best by a held-out criterion kept, see
+            :func:`~pex_tuner.effects.select_learner`; the table is ``learner_selection``),
+            or ``"t"``, ``"x"``, ``"s"``, ``"dr"``.
+        base_learner, n_folds: the CATE model's base regressor and folds (see ``CateModel``).
         effects: an already fitted CateModel on the train split (skips fitting).
         estimator: OPE estimator of the metric (``"dr"`` default).
-        split: ``"validation"`` (default), ``"train+validation"`` or ``"test"``: where
-            policies are evaluated. ``"train+validation"`` evaluates on the training units too,
-            with the CATE model's out-of-fold (cross-fitted) predictions there, so no unit is
-            scored by a model that saw it; about 3.3 times the units of the validation split
-            (standard errors about 0.55 times as large). The policy space (parameter ranges)
-            comes from the validation predictions whatever the split.
+        split: ``"train+validation"`` (default), ``"validation"`` or ``"test"``: where
+            policies are evaluated. ``"train+validation"`` evaluates on the training units
+            with the CATE model's out-of-fold (cross-fitted) predictions, so no unit is scored
+            by a model that saw it, plus the validation units: every non-test unit. The policy
+            space (parameter ranges) comes from the validation predictions whatever the split.
         use_biases: tune per-arm biases (False: the paper's no-bias comparison).
         parameterization: ``"linear"`` or ``"shrinkage"``.
         acquisition: ``"qLogNParEGO"`` (default), ``"qLogNParEGO-HV"`` (ParEGO with the
             hypervolume scalarization relative to assign-all-control; see
             ``acquisition``), ``"qLogNEHVI"``, ``"qLogNEI"`` (single objective) or ``"sobol"``.
         batch_size: q, trials per generation batch.
-        init_trials: Sobol trials before the model (default ``max(5, 2 * n_parameters)``).
+        init_trials: Sobol trials before the model when ``design_size=0`` (default
+            ``max(5, 2 * n_parameters)``).
+        design_size: policies of the dense quasi-random design evaluated before the model
+            (0: none, Sobol initialization inside Ax instead).
+        model_points: design policies attached to Ax for the GP (those nearest the frontier).
+        frontier_estimate: ``"model"`` (default: the frontier and candidates are chosen by the
+            GP's posterior mean among the policies in the Ax experiment) or ``"observed"``
+            (raw OPE estimates of every evaluated policy).
         scaling: ``"absolute"`` (default) or ``"relative"`` (log-scaled weight magnitudes and
             biases in units of the policy's utility spread: a much better fitting surrogate,
             though no more hypervolume in our benchmark; see ``PolicySpace``).
@@ -96,6 +122,8 @@ class OfflineTuner:
         config: the :class:`TunerConfig` (``config["objectives"]`` reads it by name).
         split_indices: ``{"train", "validation", "test"}`` -> unit indices.
         effects: the fitted CateModel; ``metric``: the OPEMetric; ``space``: the PolicySpace.
+        learner_selection: the :class:`~pex_tuner.effects.LearnerSelection` (its ``scores``
+            table) when ``learner="auto"`` chose the CATE model, else None.
         baselines: ``"all:<arm>"`` -> assign-all policy; ``baseline_eval``: their evaluation.
         reference_point: assign-all-control's objective values, shape (M,), maximization space.
         guardrail_bounds: guardrail outcome -> absolute bound.
@@ -108,17 +136,20 @@ class OfflineTuner:
         *,
         objectives: Sequence[str] | None = None,
         guardrails: Mapping[str, float] | None = None,
-        learner: str = "t",
+        learner: str = "auto",
         base_learner: Any = None,
         n_folds: int = 5,
         effects: CateModel | None = None,
         estimator: str = "dr",
-        split: str = "validation",
+        split: str = "train+validation",
         use_biases: bool = True,
         parameterization: str = "linear",
         acquisition: str = "qLogNParEGO",
-        batch_size: int = 4,
+        batch_size: int = 8,
         init_trials: int | None = None,
+        design_size: int = 1024,
+        model_points: int = 64,
+        frontier_estimate: str = "model",
         scaling: str = "absolute",
         weight_scale: float = 4.0,
         bias_scale: float | None = None,
@@ -141,6 +172,9 @@ class OfflineTuner:
             acquisition=acquisition,
             batch_size=batch_size,
             init_trials=init_trials,
+            design_size=design_size,
+            model_points=model_points,
+            frontier_estimate=frontier_estimate,
             scaling=scaling,
             weight_scale=weight_scale,
             bias_scale=bias_scale,
@@ -159,14 +193,9 @@ class OfflineTuner:
         data = self.data
         self.fingerprint = storage.data_fingerprint(data)
         self.split_indices = data.split_indices(random_state=config.random_state)
+        self.learner_selection: LearnerSelection | None = None
         if effects is None:
-            effects = CateModel(
-                learner=config.learner,
-                base_learner=self.base_learner,
-                n_folds=config.n_folds,
-                random_state=config.random_state,
-                progress=self.progress,
-            ).fit(data.subset(self.split_indices["train"]))
+            effects = self._fit_effects(config, data.subset(self.split_indices["train"]))
         self.effects = effects
         self.metric, space_predictions = split_metric(
             data, self.split_indices, effects, split=config.split, estimator=config.estimator
@@ -195,6 +224,21 @@ class OfflineTuner:
         self._record_baselines()
         self.extra_arms: dict[str, Any] = {}
         self._client: Any = None
+        self._test_metric: Any = None
+
+    def _fit_effects(self, config: TunerConfig, train: ExperimentData) -> CateModel:
+        """The CATE model on the train split: the learner chosen by the data for ``"auto"``
+        (its table kept as ``learner_selection``), else the named learner."""
+        options = {
+            "base_learner": self.base_learner,
+            "n_folds": config.n_folds,
+            "random_state": config.random_state,
+            "progress": self.progress,
+        }
+        if config.learner == "auto":
+            self.learner_selection = select_learner(train, **options)
+            return self.learner_selection.model
+        return CateModel(learner=config.learner, **options).fit(train)
 
     def _record_baselines(self) -> None:
         """Record the baselines not yet recorded (attached to Ax, with a trial index, when the
@@ -222,9 +266,12 @@ class OfflineTuner:
             control = self.baseline_eval.value[0]
             for o in cfg.objectives:
                 bounds[o] = float(control[self.data.outcomes.index(o)])
-        strategy = make_generation_strategy(
-            cfg.acquisition, init_trials=cfg.init_trials, seed=cfg.random_state
-        )
+        if cfg.design_size:
+            strategy = make_model_strategy(cfg.acquisition)
+        else:
+            strategy = make_generation_strategy(
+                cfg.acquisition, init_trials=cfg.init_trials, seed=cfg.random_state
+            )
         with ax_bridge.quiet_ax():
             client = ax_bridge.make_ax_client(
                 cfg.name,
@@ -236,7 +283,49 @@ class OfflineTuner:
             )
             if self.space.use_biases:
                 self._attach_baselines(client)
+            if cfg.design_size:
+                self._attach_design(client)
         return client
+
+    def evaluate_design(self) -> OfflineTuner:
+        """Evaluate the dense design: ``design_size`` scrambled-Sobol policies (seeded by
+        ``random_state``) in batched OPE passes, recorded as tuned policies ``design_<i>``
+        (node ``"design"``). Idempotent; the Ax client calls it when it is created, so
+        ``run`` needs no separate call. Needs no Ax: ``tuner.evaluate_design()`` followed by
+        ``get_pareto_frontier(use_model_predictions=False)`` is the design's OPE frontier."""
+        cfg = self.config
+        if not cfg.design_size or self.log.find("design_0") is not None:
+            return self
+        params = design.design_parameters(self.space, cfg.design_size, cfg.random_state)
+        records = []
+        for start in range(0, len(params), design.DESIGN_PASS):
+            chunk = params[start : start + design.DESIGN_PASS]
+            ev = self.metric.evaluate_matrix(*self.space.to_matrices(chunk))
+            records += [
+                self.log.make_record(None, f"design_{start + i}", "tuned", p, ev, i, "design")
+                for i, p in enumerate(chunk)
+            ]
+        self.log.extend(records)
+        return self
+
+    def _attach_design(self, client: Any) -> None:
+        """Attach the ``model_points`` design policies nearest the observed frontier to Ax as
+        completed trials (the GP's data); the other design policies stay in the log only."""
+        self.evaluate_design()
+        rows = [r for r in self.records if r["node"] == "design"]
+        frame = self.log.frame_of(rows)
+        Y = self.log.objective_matrix(frame)
+        ok = frame["feasible"].to_numpy(dtype=bool)
+        for i in design.near_frontier(Y, ok, self.config.model_points):
+            rec = rows[i]
+            idx = client.attach_trial(parameters=dict(rec["parameters"]), arm_name=rec["policy"])
+            client.complete_trial(idx, raw_data=self._raw_data(rec))
+            rec["trial_index"] = idx
+
+    def _raw_data(self, rec: dict[str, Any]) -> dict[str, tuple[float, float]]:
+        """Ax ``raw_data`` of a record: metric name -> (value, standard error)."""
+        names = self.metric.metric_names
+        return {names[o]: (float(rec[o]), float(rec[f"{o}_se"])) for o in self.data.outcomes}
 
     def _attach_baselines(self, client: Any) -> None:
         for k, name in enumerate(self.baselines):
@@ -268,7 +357,10 @@ class OfflineTuner:
     # ------------------------------------------------------------------ Ax verbs
     def get_next_trials(self, max_trials: int | None = None) -> dict[int, dict[str, float]]:
         """Generate up to ``max_trials`` (default: batch_size) new parameterizations."""
-        return ax_bridge.get_next_trials(self.client, int(max_trials or self.config.batch_size))
+        client = self.client
+        step = ax_bridge.n_trials(client)
+        with seeded_generation(self.config.random_state, step):
+            return ax_bridge.get_next_trials(client, int(max_trials or self.config.batch_size))
 
     def complete_trial(self, trial_index: int) -> dict[str, tuple[float, float]]:
         """Evaluate a generated trial with the OPE metric and report it to Ax."""
@@ -283,11 +375,14 @@ class OfflineTuner:
         return raw
 
     def run(self, budget: int) -> OfflineTuner:
-        """Evaluate ``budget`` more tuned policies in batches of ``batch_size``.
+        """Evaluate ``budget`` more model-guided policies in batches of ``batch_size`` (after
+        the dense design, which the first call evaluates; with ``design_size=0`` the first
+        ``init_trials`` are Sobol points).
 
         Shows a progress bar (evaluations) in terminals and notebooks.
         """
         budget = check_count("budget", budget)
+        _ = self.client  # the design (if any) is evaluated when the client is created
         target = self.n_evaluations + budget
         bar = progress_bar(budget, f"tuning ({self.config.acquisition})", self.progress)
         try:
@@ -320,76 +415,6 @@ class OfflineTuner:
     def acquisition_in_use(self) -> Any:
         """The BoTorch acquisition class of the current generation node (None in Sobol)."""
         return ax_bridge.acquisition_in_use(self.client)
-
-    # ------------------------------------------------------------------ results
-    def evaluations(self) -> pd.DataFrame:
-        """Every evaluated policy: kind, parameters, value and se per outcome, arm shares,
-        feasibility."""
-        return self.log.frame()
-
-    def hypervolume(self, upto: int | None = None) -> float:
-        """Observed hypervolume of the tuned policies (first ``upto`` of them) vs control."""
-        return self.log.hypervolume(upto)
-
-    def hypervolume_trace(self) -> pd.DataFrame:
-        """Observed hypervolume after each tuned evaluation: columns evaluations, hypervolume."""
-        return self.log.hypervolume_trace()
-
-    def get_pareto_frontier(self, use_model_predictions: bool = False) -> pd.DataFrame:
-        """The Pareto frontier of the objectives among feasible evaluated policies.
-
-        Args:
-            use_model_predictions: replace observed values of tuned policies by the Ax
-                surrogate's predictions (mean and standard error) before taking the frontier;
-                baselines and attached arms keep their observed values.
-
-        Returns:
-            DataFrame with policy, kind, trial_index, parameters, value and ``<outcome>_se``
-            per outcome, ``share[<arm>]`` per arm, sorted by the first objective.
-        """
-        ev = self.evaluations()
-        if ev.empty:
-            raise NotFittedError("nothing evaluated yet: call run(budget) first")
-        if use_model_predictions:
-            ev = self._with_predictions(ev)
-        return self.log.frontier(ev)
-
-    def _with_predictions(self, ev: pd.DataFrame) -> pd.DataFrame:
-        """``ev`` with the surrogate's mean and standard error for the tuned policies."""
-        names = self.metric.metric_names
-
-        def predict(points: list[dict[str, float]]) -> list[dict[str, tuple[float, float]]]:
-            preds = ax_bridge.predict(self.client, points)
-            return [{o: p[names[o]] for o in self.data.outcomes if names[o] in p} for p in preds]
-
-        return self.log.with_predictions(ev, self.space.parameter_names, predict)
-
-    def select_online_candidates(
-        self, k: int, *, include_baselines: bool = False, reference_point: Any = "control"
-    ) -> pd.DataFrame:
-        """The k frontier policies whose set has the largest hypervolume.
-
-        The frontier is taken among the eligible policies (tuned and attached ones; baselines
-        too with ``include_baselines``), so candidates exist even when an assign-all baseline
-        dominates every tuned policy. Exact search over subsets when affordable, BoTorch's
-        greedy selection otherwise.
-
-        Args:
-            k: number of candidates.
-            include_baselines: allow assign-all baselines among the candidates.
-            reference_point: ``"control"`` (default: assign-all-control's values),
-                ``"nadir"`` (the worst frontier value of each objective), or explicit values per
-                objective in their own units. When no frontier policy beats control on every
-                objective, every subset has zero hypervolume against control; the nadir point
-                is then used instead and the ``reference`` column says so.
-
-        Returns:
-            The selected frontier rows plus ``subset_hypervolume`` and ``reference``.
-        """
-        k = check_count("k", k)
-        return self.log.select_candidates(
-            k, include_baselines=include_baselines, reference_point=reference_point
-        )
 
     def policy(self, name: str) -> Any:
         """The policy object of an evaluated policy (``trial_<i>``, ``all:<arm>`` or attached)."""
@@ -434,67 +459,3 @@ class OfflineTuner:
             f"guardrails={self.config['guardrails']}, acquisition="
             f"{self.config.acquisition!r}, evaluations={self.n_evaluations})"
         )
-
-    # ------------------------------------------------------------------ persistence
-    def _saved(self) -> storage.SavedTuner:
-        """The pieces a save writes (see ``storage``)."""
-        state = {
-            "version": storage.STATE_VERSION,
-            "config": self.config.to_dict(),
-            "fingerprint": self.fingerprint,
-            "split_indices": {k: v.tolist() for k, v in self.split_indices.items()},
-            "space": self.space.to_dict(),
-            # lets an online run (pex_tuner.tuning.online) write artifacts without the data
-            "feature_schema": self.data.schema.to_dict(),
-            "reference_point": [float(v) for v in self.reference_point],
-            "guardrail_bounds": dict(self.guardrail_bounds),
-            "records": self.records,
-            "extra_arms": {
-                name: p.to_dict() for name, p in self.extra_arms.items() if hasattr(p, "to_dict")
-            },
-        }
-        return storage.SavedTuner(state, ax_bridge.client_to_json(self.client), self.effects)
-
-    @classmethod
-    def _from_saved(cls, saved: storage.SavedTuner, data: ExperimentData) -> OfflineTuner:
-        """Assemble a tuner from saved pieces: rebuilt from its configuration with the saved
-        CATE model (nothing is refitted), then given the saved records, extra arms, policy
-        space and Ax client."""
-        state = saved.state
-        storage.check_state(state, data)
-        config = TunerConfig.from_dict(state["config"])
-        split = {k: np.asarray(v, dtype=np.int64) for k, v in state["split_indices"].items()}
-        tuner = cls(data, effects=saved.model, **config.to_dict())
-        if any(not np.array_equal(split[k], tuner.split_indices.get(k)) for k in split):
-            raise InputDataError(
-                "the saved tuner's train / validation / test split differs from the one this "
-                f"pex-tuner draws with random_state={config.random_state}"
-            )
-        tuner.space = PolicySpace.from_dict(state["space"])
-        tuner.log.records = list(state["records"])
-        tuner._record_baselines()
-        extra = state.get("extra_arms", {})
-        tuner.extra_arms = {n: load_policy_document(doc) for n, doc in extra.items()}
-        acquisition_class(config.acquisition)  # custom classes must be registered to load
-        tuner._client = ax_bridge.client_from_json(saved.ax_json)
-        return tuner
-
-    def save(self, directory: str) -> None:
-        """Save to a directory (JSON state, Ax client JSON, CATE model); see ``storage``."""
-        storage.write_directory(directory, self._saved())
-
-    @classmethod
-    def load(cls, directory: str, data: ExperimentData) -> OfflineTuner:
-        """Load a tuner saved with :meth:`save`; ``data`` must be the same experiment."""
-        return cls._from_saved(storage.read_directory(directory), data)
-
-    def save_to_db(self, url: str = "sqlite:///pex_tuner.db") -> None:
-        """Save to a SQL database (SQLAlchemy URL; SQLite file by default)."""
-        storage.write_database(url, self.config.name, self._saved())
-
-    @classmethod
-    def load_from_db(
-        cls, data: ExperimentData, url: str = "sqlite:///pex_tuner.db", name: str = "pex_tuner"
-    ) -> OfflineTuner:
-        """Load the tuner called ``name`` from a SQL database."""
-        return cls._from_saved(storage.read_database(url, name), data)

@@ -90,13 +90,22 @@ class OfflineRun:
         """Frontier, candidates and the files written, as ``pex-tuner tune`` prints them."""
         outs = list(self.tuner.data.outcomes)
         front, cand, out = self.frontier, self.candidates, self.out
-        cols = ["policy_id", *outs] + [c for c in front.columns if c.endswith("_true_test")]
+        cols = ["policy_id", *outs, *[f"{o}_test" for o in outs]]
+        cols += [c for c in front.columns if c.endswith("_true_test")]
+        estimate = self.tuner.config["frontier_estimate"]
+        basis = "GP posterior mean" if estimate == "model" else "observed OPE"
+        lines = [
+            f"\nPareto frontier ({len(front)} policies; selected by the {basis}; '<outcome>' "
+            "is that estimate, '<outcome>_test' the OPE estimate on the untouched test split):",
+            front[cols].round(4).to_string(index=False),
+            f"\nOnline candidates (largest hypervolume subset of {len(cand)}):",
+            cand[["policy", *outs]].round(4).to_string(index=False),
+        ]
+        if "note" in cand.attrs:
+            lines.append(f"Note: {cand.attrs['note']}.")
         return "\n".join(
             [
-                f"\nPareto frontier ({len(front)} policies; values on validation):",
-                front[cols].round(4).to_string(index=False),
-                f"\nOnline candidates (largest hypervolume subset of {len(cand)}):",
-                cand[["policy", *outs]].round(4).to_string(index=False),
+                *lines,
                 f"\nWrote {out / 'frontier.csv'}, {out / 'candidates.json'}, "
                 f"{out / 'report.html'}, policy artifacts in {out / 'policies'}, and the saved "
                 f"tuner in {out / 'tuner'} ({self.seconds:.0f} s).",
@@ -127,16 +136,7 @@ def tune_policies(
         print(f"{data!r}", flush=True)
     tuner = OfflineTuner(data, **tuner_options)
     if verbose:
-        cfg, bounds = tuner.config, tuner.space.bounds().items()
-        shown = tuner.space.display_names()
-        print(
-            f"CATE model ({str(cfg['learner']).upper()}-learner) fitted on "
-            f"{len(tuner.split_indices['train'])} train units; policies evaluated by "
-            f"{str(cfg['estimator']).upper()} OPE on {len(tuner.split_indices['validation'])} "
-            "validation units. Parameters: "
-            + ", ".join(f"{shown.get(k, k)} in [{lo:.3g}, {hi:.3g}]" for k, (lo, hi) in bounds),
-            flush=True,
-        )
+        _describe_tuner(tuner)
     tuner.run(budget)
     fronts = {"with biases": tuner.get_pareto_frontier()}
     traces = {"with biases": tuner.hypervolume_trace()}
@@ -152,6 +152,25 @@ def tune_policies(
         fronts["without biases"] = plain.get_pareto_frontier()
         traces["without biases"] = plain.hypervolume_trace()
     return TunedPolicies(tuner, fronts, traces)
+
+
+def _describe_tuner(tuner: OfflineTuner) -> None:
+    """Print the CATE model (with the learner-selection table), the scored units and the
+    parameter ranges."""
+    cfg, bounds = tuner.config, tuner.space.bounds().items()
+    shown = tuner.space.display_names()
+    n_train = len(tuner.split_indices["train"])
+    if tuner.learner_selection is not None:
+        print(tuner.learner_selection.to_text(), flush=True)
+    learner = tuner.effects.learner.upper()
+    print(
+        f"CATE model ({learner}-learner) fitted on {n_train} train units; policies evaluated "
+        f"by {str(cfg['estimator']).upper()} OPE on {tuner.metric.data.n_units} units "
+        f"({cfg['split']}); the {len(tuner.split_indices['test'])} test units are kept for the "
+        "honest estimates. Parameters: "
+        + ", ".join(f"{shown.get(k, k)} in [{lo:.3g}, {hi:.3g}]" for k, (lo, hi) in bounds),
+        flush=True,
+    )
 
 
 def frontier_table(
@@ -173,7 +192,9 @@ def frontier_table(
         One row per frontier policy: ``policy_id``, ``policy`` (the artifact path), ``kind``,
         ``description`` ("assign all to <arm>" for a baseline), the parameters named by outcome
         and arm (``w[retention]``, ``b[arm_2]``; blank for baselines), each outcome's value and
-        standard error, and the arm shares.
+        standard error (the estimate that selected the frontier), the arm shares, and each
+        outcome's OPE estimate on the untouched test split, ``<outcome>_test`` and
+        ``<outcome>_test_se`` (honest: the test units played no part in the selection).
     """
     data = tuner.data
     outs = list(data.outcomes)
@@ -187,6 +208,12 @@ def frontier_table(
     table = display_table(front[columns], tuner.space)
     table.insert(0, "policy_id", table["policy"])
     table["policy"] = table["policy_id"].map(artifacts)
+    test = tuner.test_metric.evaluate(
+        [tuner.policy(n) for n in table["policy_id"]], names=list(table["policy_id"])
+    )
+    for j, o in enumerate(outs):
+        table[f"{o}_test"] = test.value[:, j]
+        table[f"{o}_test_se"] = test.se[:, j]
     if truth is not None:
         test = truth.subset(tuner.split_indices["test"])
         pred = tuner.effects.predict(test.data)
@@ -221,6 +248,7 @@ def candidates_document(
         "objectives": tuner.config["objectives"],
         "guardrails": tuner.guardrail_bounds,
         "subset_hypervolume": float(candidates["subset_hypervolume"].iloc[0]),
+        "note": candidates.attrs.get("note"),
         "hypervolume_reference": str(candidates["reference"].iloc[0]),
         "candidates": [
             {
@@ -273,7 +301,6 @@ def write_offline_report(
         ),
         plot_hypervolume(tuned.traces),
     ]
-    cfg = tuner.config
     subset_hv = float(candidates["subset_hypervolume"].iloc[0])
     cand = display_table(candidates, tuner.space).rename(columns={"policy": "policy_id"})
     write_report(
@@ -282,21 +309,53 @@ def write_offline_report(
         title="pex-tuner: offline tuning report",
         sections=[
             repr(tuner),
-            f"Evaluated {tuner.n_evaluations} tuned policies with {cfg['acquisition']} "
-            f"(batches of {cfg['batch_size']}); values are {str(cfg['estimator']).upper()} OPE "
-            "estimates on the validation split with 95% error bars. Reference point: assign "
-            "everyone to control.",
+            _tuning_sentence(tuner),
             _guardrail_sentence(tuner),
             f"Selected {len(candidates)} online candidates: {', '.join(candidates['policy'])} "
             f"(subset hypervolume {subset_hv:.4g} against the "
             f"{candidates['reference'].iloc[0]} reference point).",
         ],
         tables={
+            **_selection_table(tuner),
             "Pareto frontier": _report_table(tuner, table),
             "Online candidates": _report_table(tuner, cand),
         },
     )
     return Path(path)
+
+
+def _tuning_sentence(tuner: OfflineTuner) -> str:
+    """How the policies were evaluated and the frontier selected, in words."""
+    cfg = tuner.config
+    design = sum(r["node"] == "design" for r in tuner.records)
+    refined = tuner.n_evaluations - design
+    how = (
+        f"a dense quasi-random design of {design} policies, then {refined} {cfg['acquisition']} "
+        f"refinements (batches of {cfg['batch_size']})"
+        if design
+        else f"{refined} policies from Sobol then {cfg['acquisition']}"
+    )
+    basis = (
+        "the GP's posterior mean (denoised: the best of many noisy estimates is biased upward)"
+        if cfg["frontier_estimate"] == "model"
+        else "the observed OPE estimates"
+    )
+    return (
+        f"Evaluated {how}, by {str(cfg['estimator']).upper()} OPE on "
+        f"{tuner.metric.data.n_units} units ({cfg['split']}). The frontier and candidates are "
+        f"selected by {basis}; tables show that estimate with its 95% interval and, beside it, "
+        "the OPE estimate on the untouched test split. Reference point: assign everyone to "
+        "control."
+    )
+
+
+def _selection_table(tuner: OfflineTuner) -> dict[str, pd.DataFrame]:
+    """The learner-selection table for the report (empty when the learner was given)."""
+    sel = tuner.learner_selection
+    if sel is None:
+        return {}
+    title = f"CATE learner chosen by the data: {sel.learner} (criterion {sel.criterion})"
+    return {title: sel.scores.round(4)}
 
 
 def _guardrail_sentence(tuner: OfflineTuner) -> str:
@@ -330,6 +389,9 @@ def _report_table(tuner: OfflineTuner, table: pd.DataFrame) -> pd.DataFrame:
         label = f"{o} ({d}) ± 95%"
         pairs = zip(table[o], table[f"{o}_se"], strict=True)
         out[label] = [f"{v:.4g} ± {z * se:.2g}" for v, se in pairs]
+        if f"{o}_test" in table.columns:
+            pairs = zip(table[f"{o}_test"], table[f"{o}_test_se"], strict=True)
+            out[f"{o} on test ± 95%"] = [f"{v:.4g} ± {z * se:.2g}" for v, se in pairs]
         if f"{o}_true_test" in table.columns:
             out[f"{o} true (test)"] = table[f"{o}_true_test"]
     shares = table[[f"share[{a}]" for a in data.arms]].to_numpy()
@@ -349,13 +411,14 @@ def run_offline_tuning(
     candidates: int,
     seed: int,
     guardrails: dict[str, float] | None = None,
-    learner: str = "t",
+    learner: str = "auto",
     estimator: str = "dr",
     acquisition: str = "qLogNParEGO",
     scaling: str = "absolute",
     compare_no_bias: bool = True,
     truth: ExperimentWithTruth | None = None,
     n_folds: int = 5,
+    design_size: int = 1024,
     verbose: bool = True,
 ) -> OfflineRun:
     """The whole offline phase: tune, frontier, candidates, artifacts, report, saved tuner.
@@ -364,10 +427,10 @@ def run_offline_tuning(
         data: the logged experiment.
         out: output folder (created): frontier.csv, candidates.json, report.html,
             policies/*.json (+ effects.joblib), tuner/.
-        budget: tuned policies to evaluate; batch_size: trials per batch (q).
+        budget: ParEGO refinements after the dense design; batch_size: trials per batch (q).
         candidates: online candidates to select from the frontier.
         seed: ``random_state`` of the split, the CATE model and the tuner.
-        guardrails, learner, estimator, acquisition, scaling, n_folds: as in
+        guardrails, learner, estimator, acquisition, scaling, n_folds, design_size: as in
             :class:`~pex_tuner.tuning.OfflineTuner`.
         compare_no_bias: also tune without biases for the report's comparison plot.
         truth: the experiment with its potential outcomes (simulated data): frontier.csv
@@ -395,6 +458,7 @@ def run_offline_tuning(
         batch_size=batch_size,
         random_state=seed,
         n_folds=n_folds,
+        design_size=design_size,
     )
     tuner, front = tuned.tuner, tuned.front
     cand = tuner.select_online_candidates(candidates)
