@@ -140,12 +140,16 @@ def get_next_trials(client: Any, q: int, *, fill: bool = True) -> dict[int, dict
 def predict(client: Any, points: Sequence[Mapping[str, float]]) -> list[dict[str, Any]]:
     """The surrogate's predictions at ``points``: per point, Ax metric -> (mean, sem).
 
+    The model is refitted on every completed trial first (the adapter of the last generation
+    predates the results of its own batch, and before the first generation there is none).
     Raises NotFittedError while there is no model (Sobol initialization)."""
     import_ax_quietly()
     from ax.exceptions.core import UnsupportedError
 
     try:
         with quiet_ax():
+            # missing public API: Client cannot refit; GenerationStrategy.fit is public
+            client._generation_strategy.fit(client._experiment)
             return list(client.predict([dict(p) for p in points]))
     except UnsupportedError as exc:
         raise NotFittedError(

@@ -16,6 +16,7 @@ from pex_tuner.errors import NotFittedError
 from pex_tuner.tuning import honest
 from pex_tuner.tuning.config import TunerConfig, check_count
 from pex_tuner.tuning.evaluations import EvaluationLog
+from pex_tuner.tuning.generation import seeded_generation
 from pex_tuner.tuning.metric import split_metric
 
 __all__ = ["TunerResults"]
@@ -66,11 +67,13 @@ class TunerResults:
     def _estimates(self, use_model_predictions: bool | None) -> pd.DataFrame:
         """The evaluations a frontier is taken from: observed, or the surrogate's for the
         policies in the Ax experiment (see :meth:`get_pareto_frontier`)."""
+        if use_model_predictions is None:
+            use_model_predictions = self.config.frontier_estimate == "model"
+        if use_model_predictions:
+            _ = self.client  # the design's policies nearest the frontier join Ax on creation
         ev = self.evaluations()
         if ev.empty:
             raise NotFittedError("nothing evaluated yet: call run(budget) first")
-        if use_model_predictions is None:
-            use_model_predictions = self.config.frontier_estimate == "model"
         if not use_model_predictions:
             return ev
         ev = ev[(ev["kind"] != "tuned") | ev["trial_index"].notna()]
@@ -81,7 +84,10 @@ class TunerResults:
         names = self.metric.metric_names
 
         def predict(points: list[dict[str, float]]) -> list[dict[str, tuple[float, float]]]:
-            preds = ax_bridge.predict(self.client, points)
+            client = self.client
+            # the GP's fit draws restarts from torch's generator: seed it, so frontiers repeat
+            with seeded_generation(self.config.random_state, ax_bridge.n_trials(client)):
+                preds = ax_bridge.predict(client, points)
             return [{o: p[names[o]] for o in self.data.outcomes if names[o] in p} for p in preds]
 
         return self.log.with_predictions(ev, self.space.parameter_names, predict)
