@@ -1,43 +1,44 @@
-"""Benchmark: true hypervolume of offline-tuned linear policies on make_synthetic.
+"""Benchmark of record for offline tuning: true hypervolume of each method's frontier.
 
-Setting (issue): ``make_synthetic`` (engagement max, retention max, cost min), several seeds.
-Per seed, one CATE model is fitted on the train split (same data, same ``random_state``, hence
-the same split and the same model in every run). For each method (``--methods``: qLogNParEGO,
-qLogNParEGO-HV, qLogNParEGO-HV with relative scaling, Sobol, qLogNEHVI) and each policy class
-(with per-arm biases / without), an ``OfflineTuner`` suggests ``--budget`` policies in batches
-of ``--batch-size``, each scored by DR OPE on ``--split`` (the validation split, or train +
-validation with out-of-fold predictions on the training units). The policy class (parameter
-ranges) is the same for every split: it comes from the validation predictions; a method with
-relative scaling searches the relative class (see ``pex_tuner.tuning.space``).
+Experiments with known potential outcomes (``--experiments``): ``synthetic`` is
+``make_synthetic(n)`` (4 arms; engagement max, retention max, cost min); ``synthetic-3arm`` is
+``make_synthetic(n, n_treatments=2, n_outcomes=2, design_seed=1)`` (3 arms; a goal and a
+guardrail outcome, both objectives). Seeds vary the sample (``random_state``); the split is the
+tuner's (train / validation / test, seeded).
 
-The TRUE value of a suggested policy is the mean true potential outcome, on the TEST split units,
-of the arms it assigns there (it acts on the CATE model's test predictions). The TRUE
-hypervolume after n evaluations is the hypervolume, in maximization space, of the true values
-of the first n tuned policies; the reference point is the true value of assign-all-control on the
-test units. The reference "best" per policy class (scaling x biases) is the true hypervolume of
-the first 2,000 points of a scrambled Sobol sequence (scipy) over the same parameter space,
-mapped the way Ax's Sobol generator maps it (log scale for log-scaled parameters). True
-hypervolumes of different classes are comparable: same units, same reference point.
+Per (experiment, seed):
 
-Reported: mean +- std over seeds of the true hypervolume after each checkpoint, the ratio of each
-ParEGO variant at the last checkpoint to the Sobol-2000 reference of its class, mean seconds per
-candidate batch (``batch_seconds``: one value per generated batch), and whether the targets are
-met: ParEGO@64 >= 95% of Sobol-2000, ParEGO@64 > Sobol@64, with-bias > without-bias.
+* every candidate CATE learner (T, X, DR, S on LightGBM, 5 folds) is fitted on the train split
+  and scored by ``pex_tuner.effects.score_learners`` (exactly what ``learner="auto"`` does);
+* **new default**: ``OfflineTuner(data)`` with its defaults (the picked learner; every non-test
+  unit scored; the 1,024-policy dense design, its ``model_points`` nearest the frontier in Ax;
+  ParEGO refinement of ``--budget`` policies in batches of 8; the frontier by the GP's
+  posterior mean). Its frontier is also scored from the observed OPE values
+  ("observed" rows) and after each batch (the budget curve);
+* the same with ``acquisition`` qLogNParEGO-HV and qLogNEHVI (``--acquisitions``);
+* **dense design alone**: the design's OPE frontier (observed), for every learner;
+* **old defaults**: T-learner, validation split, Sobol then qLogNParEGO for 64 evaluations in
+  batches of 4, observed frontier (the defaults before issue #11);
+* **Sobol, same wall time**: scrambled Sobol policies of the picked learner's space evaluated in
+  batched OPE passes for as long as the new default's tuning took, their observed OPE frontier.
 
-Runs are independent per (seed, policy class with / without biases); ``--jobs`` runs that many
-in parallel processes (each fits the seed's CATE model itself; fits are deterministic). torch
-runs on one intra-op thread per process by default (``--threads``): on a small shared machine,
-two threads made candidate generation several times slower in our measurements.
+TRUE values: a policy acts on the CATE model's predictions for the TEST units (never seen by
+the model, the policy ranges or the selection); its true value is the mean true potential
+outcome of the arms it assigns there. True HV of a method = hypervolume (maximization space,
+reference: assign-all-control's true value) of the true values of the policies on its frontier.
+**Oracle**: 4,096 argmax policies over the TRUE effects (dense weights and biases over ranges
+from the true effects) plus the assign-all arms. **Ceiling** of a learner: the true HV of all
+1,024 design policies of that learner (the best any subset chosen by truth can do).
 
 Usage:
-    python benchmarks/bench_tuning.py [--n 20000] [--seeds 0 1 2] [--budget 64]
-        [--batch-size 8] [--split validation|train+validation] [--methods ...]
-        [--reference 2000] [--threads 1] [--jobs 1] [--out FILE]
+    python benchmarks/bench_tuning.py [--n 30000] [--seeds 0 1 2] [--budget 32]
+        [--experiments synthetic synthetic-3arm] [--acquisitions ...] [--jobs 1] [--out FILE]
 """
 
 from __future__ import annotations
 
 import argparse
+import json
 import os
 import platform
 import sys
@@ -46,26 +47,18 @@ import time
 import numpy as np
 
 from pex_tuner.datasets import make_synthetic
-from pex_tuner.tuning import OfflineTuner
-from pex_tuner.tuning.frontier import hypervolume, to_max_space
+from pex_tuner.effects import CateModel, EffectPredictions, score_learners
+from pex_tuner.tuning import OfflineTuner, PolicySpace
+from pex_tuner.tuning.frontier import hypervolume, pareto_mask, to_max_space
 
-METHODS = ("qLogNParEGO", "qLogNParEGO-HV", "qLogNParEGO-HV-relative", "sobol", "qLogNEHVI")
-PAREGO = ("qLogNParEGO", "qLogNParEGO-HV", "qLogNParEGO-HV-relative")
-LABELS = {
-    "qLogNParEGO": "qLogNParEGO",
-    "qLogNParEGO-HV": "qLogNParEGO-HV",
-    "qLogNParEGO-HV-relative": "qLogNParEGO-HV, relative",
-    "sobol": "Sobol",
-    "qLogNEHVI": "qLogNEHVI",
+LEARNERS = ("t", "x", "dr", "s")
+EXPERIMENTS = {
+    "synthetic": lambda n, seed: make_synthetic(n, random_state=seed),
+    "synthetic-3arm": lambda n, seed: make_synthetic(
+        n, n_treatments=2, n_outcomes=2, design_seed=1, random_state=seed
+    ),
 }
-#: method -> (acquisition, scaling of the policy space)
-SPECS = {
-    "qLogNParEGO": ("qLogNParEGO", "absolute"),
-    "qLogNParEGO-HV": ("qLogNParEGO-HV", "absolute"),
-    "qLogNParEGO-HV-relative": ("qLogNParEGO-HV", "relative"),
-    "sobol": ("sobol", "absolute"),
-    "qLogNEHVI": ("qLogNEHVI", "absolute"),
-}
+OLD_BUDGET = 64
 
 
 def library_version() -> str:
@@ -95,24 +88,6 @@ def library_version() -> str:
 
 def log(msg: str) -> None:
     print(f"[{time.strftime('%H:%M:%S')}] {msg}", file=sys.stderr, flush=True)
-
-
-def watch(tuner: OfflineTuner, label: str, budget: int, every: float = 20.0) -> None:
-    """Log progress from inside ``tuner.run`` (at most one line per ``every`` seconds) by
-    wrapping this tuner instance's ``complete_trial``; the batches are unchanged."""
-    inner = tuner.complete_trial
-    state = {"last": time.perf_counter(), "start": time.perf_counter()}
-
-    def complete_trial(trial_index: int):
-        out = inner(trial_index)
-        now = time.perf_counter()
-        n = tuner.n_evaluations
-        if now - state["last"] >= every or n == budget:
-            log(f"{label}: {n}/{budget} evals, {now - state['start']:.0f}s")
-            state["last"] = now
-        return out
-
-    tuner.complete_trial = complete_trial
 
 
 def true_values(
@@ -152,360 +127,382 @@ def sobol_params(space, n: int, seed: int) -> list[dict[str, float]]:
     return space.from_unit(sobol_unit(len(space.parameter_names), n, seed))
 
 
-def batch_times(tuned: list[dict]) -> list[tuple[float, bool]]:
-    """One (seconds, is_model_batch) per generated batch: consecutive trials sharing one
-    ``batch_seconds`` value came from one batch."""
-    out: list[tuple[float, bool]] = []
-    prev = None
-    for r in tuned:
-        s = r.get("batch_seconds")
-        if s is None:
-            continue
-        if s != prev:
-            out.append((float(s), False))
-            prev = s
-        if r.get("node") not in (None, "Sobol"):
-            out[-1] = (out[-1][0], True)
+class Truth:
+    """True values of policies on the test units of one (experiment, seed)."""
+
+    def __init__(self, exp, test_idx: np.ndarray) -> None:
+        self.test = exp.subset(test_idx)
+        self.po = self.test.potential_outcomes
+        self.dirs = exp.data.directions
+        control = self.test.policy_value(np.zeros(len(test_idx), dtype=np.int64))
+        self.ref = to_max_space(control[None, :], self.dirs)[0]
+
+    def hv_linear(self, W: np.ndarray, B: np.ndarray, tau: np.ndarray) -> float:
+        """True HV of linear policies acting on effects ``tau`` of the test units."""
+        Y = to_max_space(true_values(W, B, tau, self.po), self.dirs)
+        return hypervolume(Y, self.ref)
+
+    def hv_frontier(self, tuner: OfflineTuner, frame, pred: EffectPredictions) -> float:
+        """True HV of the policies named in ``frame`` (a frontier or candidate set)."""
+        Y = [
+            self.test.policy_value(tuner.policy(name).assign_index_from_effects(pred))
+            for name in frame["policy"]
+        ]
+        return hypervolume(to_max_space(np.asarray(Y), self.dirs), self.ref)
+
+    def oracle(self, n: int, seed: int) -> float:
+        """True HV of ``n`` dense argmax policies over the TRUE effects plus assign-all."""
+        true = EffectPredictions(
+            tau=self.test.true_effects,
+            mu=self.po,
+            arms=self.test.data.arms,
+            outcomes=self.test.data.outcomes,
+        )
+        space = PolicySpace.from_predictions(true, self.dirs)
+        W, B = space.to_matrices(sobol_params(space, n, seed))
+        K = len(true.arms)
+        W = np.vstack([W, np.zeros((K, W.shape[1]))])
+        B = np.vstack([B, 1e6 * np.eye(K)])
+        return self.hv_linear(W, B, true.tau)
+
+
+def design_hvs(tuner: OfflineTuner, truth: Truth, tau: np.ndarray) -> tuple[float, float]:
+    """(true HV of the design's observed OPE frontier, true HV of all design policies)."""
+    tuner.evaluate_design()
+    rows = [r for r in tuner.records if r["node"] == "design"]
+    W, B = tuner.space.to_matrices([r["parameters"] for r in rows])
+    frame = tuner.log.frame_of(rows)
+    Y = tuner.log.objective_matrix(frame)
+    ok = frame["feasible"].to_numpy(dtype=bool)
+    front = np.flatnonzero(ok)[pareto_mask(Y[ok])]
+    return truth.hv_linear(W[front], B[front], tau), truth.hv_linear(W, B, tau)
+
+
+def sobol_same_time(tuner: OfflineTuner, truth: Truth, tau, seconds: float, seed: int):
+    """Sobol policies evaluated in passes of 512 for ``seconds``: (true HV of their OPE
+    frontier, number evaluated)."""
+    space, t0 = tuner.space, time.perf_counter()
+    params = sobol_params(space, 65536, seed + 7)
+    Ys, n = [], 0
+    while n < len(params) and (n == 0 or time.perf_counter() - t0 < seconds):
+        ev = tuner.metric.evaluate_matrix(*space.to_matrices(params[n : n + 512]))
+        Ys.append(
+            to_max_space(
+                ev.value[:, [tuner.data.outcomes.index(o) for o in tuner.log.objectives]],
+                tuner.log.objective_directions,
+            )
+        )
+        n += 512
+    Y = np.vstack(Ys)
+    front = np.flatnonzero(pareto_mask(Y))
+    W, B = space.to_matrices([params[i] for i in front])
+    return truth.hv_linear(W, B, tau), n
+
+
+def run_tuner(tuner: OfflineTuner, truth: Truth, pred, budget: int, batch: int) -> dict:
+    """Run ``budget`` refinements batch by batch: seconds, and true HV of the model and
+    observed frontiers and of 4 candidates after each batch."""
+    out: dict = {"curve": {}, "seconds": 0.0}
+    t0 = time.perf_counter()
+    _ = tuner.client  # the design and the Ax experiment
+    out["seconds"] += time.perf_counter() - t0
+    done = 0
+    while done < budget:
+        t0 = time.perf_counter()
+        tuner.run(min(batch, budget - done))
+        out["seconds"] += time.perf_counter() - t0
+        done += batch
+        out["curve"][done] = truth.hv_frontier(tuner, tuner.get_pareto_frontier(True), pred)
+    out["model"] = out["curve"][done]
+    out["observed"] = truth.hv_frontier(tuner, tuner.get_pareto_frontier(False), pred)
+    for est in (True, False):
+        cand = tuner.select_online_candidates(4, use_model_predictions=est)
+        out[f"cand4_{'model' if est else 'observed'}"] = truth.hv_frontier(tuner, cand, pred)
     return out
 
 
-def run_task(seed: int, use_biases: bool, args) -> dict:
-    """Every method on one seed and one policy class (with or without biases)."""
+def run_task(name: str, seed: int, args) -> dict:
+    """Every method on one (experiment, seed)."""
     import torch
 
-    if args.threads > 0:
-        torch.set_num_threads(args.threads)
+    torch.set_num_threads(1)
     t_task = time.perf_counter()
-    exp = make_synthetic(args.n, random_state=seed)
+    exp = EXPERIMENTS[name](args.n, seed)
     data = exp.data
-    dirs = data.directions
-    effects = None
-    res: dict = {"hv": {}, "batches": {}, "ref_hv": {}, "sobol_init": {}, "init_trials": {}}
-    test_idx = None
-    tau = po = ref = None
-    spaces: dict[str, object] = {}
-    tag = f"seed {seed}, biases={use_biases}"
-    for method in args.methods:
-        acquisition, scaling = SPECS[method]
+    split = data.split_indices(random_state=seed)
+    train = data.subset(split["train"])
+    truth = Truth(exp, split["test"])
+    tag = f"{name} seed {seed}"
+    res: dict = {"fit": {}, "ceiling": {}, "dense": {}}
+    models = {}
+    for lr in LEARNERS:
         t0 = time.perf_counter()
+        models[lr] = CateModel(learner=lr, n_folds=5, random_state=seed, progress=False).fit(train)
+        res["fit"][lr] = time.perf_counter() - t0
+    t0 = time.perf_counter()
+    scores = score_learners(train, models, nuisance=models["t"], fit_seconds=res["fit"])
+    res["score_seconds"] = time.perf_counter() - t0
+    res["scores"] = scores[["learner", "rank", "score", "diff", "diff_se"]].to_dict("records")
+    pick = res["pick"] = str(scores["learner"].iloc[0])
+    log(f"{tag}: fits {res['fit']}, pick {pick}")
+    res["oracle"] = truth.oracle(4096, seed)
+    preds = {}
+    for lr in LEARNERS:
+        preds[lr] = models[lr].predict(truth.test.data, out_of_fold="never")
+        tuner = OfflineTuner(data, effects=models[lr], random_state=seed, progress=False)
+        res["dense"][lr], res["ceiling"][lr] = design_hvs(tuner, truth, preds[lr].tau)
+    log(f"{tag}: oracle {res['oracle']:.4g}, ceilings {res['ceiling']}, dense {res['dense']}")
+    res["runs"] = {}
+    for acq in args.acquisitions:
         tuner = OfflineTuner(
-            data,
-            acquisition=acquisition,
-            scaling=scaling,
-            use_biases=use_biases,
-            batch_size=args.batch_size,
-            split=args.split,
-            random_state=seed,
-            n_folds=args.folds,
-            effects=effects,
-            progress=False,
+            data, effects=models[pick], acquisition=acq, random_state=seed, progress=False
         )
-        if effects is None:
-            effects = tuner.effects
-            log(f"{tag}: CATE model fitted in {time.perf_counter() - t0:.1f}s")
-            test_idx = tuner.split_indices["test"]
-            test = exp.subset(test_idx)
-            pred = effects.predict(test.data, out_of_fold="never")
-            tau, po = pred.tau, test.potential_outcomes
-            control = test.policy_value(np.zeros(len(test_idx), dtype=np.int64))
-            ref = to_max_space(control[None, :], dirs)[0]
-            res["reference_point"] = ref
-        else:
-            assert np.array_equal(tuner.split_indices["test"], test_idx)
-        spaces.setdefault(scaling, tuner.space)
-        watch(tuner, f"{tag}: {LABELS[method]}", args.budget)
-        tuner.run(args.budget)
-        tuned = [r for r in tuner.records if r["kind"] == "tuned"]
-        W, Bm = tuner.space.to_matrices([r["parameters"] for r in tuned])
-        Y = to_max_space(true_values(W, Bm, tau, po), dirs)
-        # cross-check the vectorized truth against the library on a few policies
-        step = max(1, len(tuned) // 4)
-        for r, y in zip(tuned[::step], Y[::step], strict=False):
-            a = tuner.policy(r["policy"]).assign_index_from_effects(pred)
-            y_lib = to_max_space(test.policy_value(a)[None, :], dirs)[0]
-            assert np.allclose(y, y_lib, rtol=0, atol=1e-12), (y, y_lib)
-        res["hv"][method] = {c: hypervolume(Y[:c], ref) for c in args.checkpoints}
-        res["batches"][method] = batch_times(tuned)
-        res["sobol_init"][method] = sum(r.get("node") == "Sobol" for r in tuned)
-        res["init_trials"] = tuner.config["init_trials"]
-        log(
-            f"{tag}: {LABELS[method]:<11} {len(tuned)} evals in "
-            f"{time.perf_counter() - t0:6.1f}s, true HV "
-            + ", ".join(f"@{c}={v:.4g}" for c, v in res["hv"][method].items())
-        )
-    # the reference of each policy class: 2,000 Sobol points over the same space
-    for scaling, space in spaces.items():
-        W, Bm = space.to_matrices(sobol_params(space, args.reference, seed))
-        Y = to_max_space(true_values(W, Bm, tau, po), dirs)
-        res["ref_hv"][scaling] = hypervolume(Y, ref)
-        hv_ref = res["ref_hv"][scaling]
-        log(f"{tag}: Sobol-{args.reference} reference ({scaling}): true HV {hv_ref:.4g}")
+        res["runs"][acq] = run_tuner(tuner, truth, preds[pick], args.budget, 8)
+        log(f"{tag}: {acq}: {res['runs'][acq]}")
+    default = res["runs"][args.acquisitions[0]]
+    res["sobol"], res["sobol_n"] = sobol_same_time(
+        tuner, truth, preds[pick].tau, default["seconds"], seed
+    )
+    t0 = time.perf_counter()
+    old = OfflineTuner(
+        data,
+        effects=models["t"],
+        learner="t",
+        split="validation",
+        design_size=0,
+        batch_size=4,
+        frontier_estimate="observed",
+        random_state=seed,
+        progress=False,
+    )
+    old.run(args.old_budget)
+    res["old_seconds"] = time.perf_counter() - t0
+    res["old"] = truth.hv_frontier(old, old.get_pareto_frontier(False), preds["t"])
+    res["old_cand4"] = truth.hv_frontier(old, old.select_online_candidates(4), preds["t"])
     res["seconds"] = time.perf_counter() - t_task
+    log(f"{tag}: old {res['old']:.4g} in {res['old_seconds']:.0f}s; task {res['seconds']:.0f}s")
     return res
 
 
 def run_all(args) -> dict:
-    """results[seed][use_biases] for every seed, ``args.jobs`` tasks at a time."""
-    tasks = [(s, b) for s in args.seeds for b in (True, False)]
-    results: dict = {s: {} for s in args.seeds}
+    """results[experiment][seed], ``args.jobs`` tasks at a time."""
+    tasks = [(e, s) for e in args.experiments for s in args.seeds]
+    results: dict = {e: {} for e in args.experiments}
     if args.jobs <= 1:
-        for s, b in tasks:
-            results[s][b] = run_task(s, b, args)
-            log(f"seed {s}, biases={b}: done in {results[s][b]['seconds']:.0f}s")
+        for e, s in tasks:
+            results[e][s] = run_task(e, s, args)
         return results
     from concurrent.futures import ProcessPoolExecutor, as_completed
 
     with ProcessPoolExecutor(max_workers=args.jobs) as pool:
-        futures = {pool.submit(run_task, s, b, args): (s, b) for s, b in tasks}
+        futures = {pool.submit(run_task, e, s, args): (e, s) for e, s in tasks}
         for f in as_completed(futures):
-            s, b = futures[f]
-            results[s][b] = f.result()
-            log(f"seed {s}, biases={b}: done in {results[s][b]['seconds']:.0f}s")
+            e, s = futures[f]
+            results[e][s] = f.result()
+            if args.json:  # what is done so far survives an interrupted run
+                with open(args.json + ".partial", "w") as fh:
+                    json.dump({"results": results}, fh, default=float)
     return results
 
 
-def fmt(values: list[float], digits: int = 4) -> str:
-    v = np.asarray(values, dtype=float)
-    sd = v.std(ddof=1) if len(v) > 1 else 0.0
-    return f"{v.mean():.{digits}f} ± {sd:.{digits}f}"
+def _ms(v: list[float], d: int = 3) -> str:
+    a = np.asarray(v, dtype=float)
+    return f"{a.mean():.{d}f} ± {a.std(ddof=1) if len(a) > 1 else 0.0:.{d}f}"
+
+
+def method_rows(r: dict, acqs: list[str]) -> dict[str, tuple[float, float, float]]:
+    """method -> (true HV, fit seconds, tuning seconds) of one (experiment, seed)."""
+    fit_auto = sum(r["fit"].values()) + r["score_seconds"]
+    default = r["runs"][acqs[0]]
+    rows = {
+        f"new default ({acqs[0]}, GP-mean frontier)": (
+            default["model"],
+            fit_auto,
+            default["seconds"],
+        ),
+        "new default, observed-OPE frontier": (default["observed"], fit_auto, default["seconds"]),
+    }
+    for acq in acqs[1:]:
+        run = r["runs"][acq]
+        rows[f"{acq} instead (GP-mean frontier)"] = (run["model"], fit_auto, run["seconds"])
+    rows["dense design alone (OPE frontier)"] = (r["dense"][r["pick"]], fit_auto, np.nan)
+    rows[f"Sobol, same wall time ({r['sobol_n']} policies)"] = (
+        r["sobol"],
+        fit_auto,
+        default["seconds"],
+    )
+    rows["old defaults (T, validation, 64 x qLogNParEGO)"] = (
+        r["old"],
+        r["fit"]["t"],
+        r["old_seconds"],
+    )
+    rows["4 candidates: new default (GP mean)"] = (default["cand4_model"], np.nan, np.nan)
+    rows["4 candidates: new default (observed)"] = (default["cand4_observed"], np.nan, np.nan)
+    rows["4 candidates: old defaults"] = (r["old_cand4"], np.nan, np.nan)
+    return rows
+
+
+def render(args, results: dict, wall: float) -> str:
+    import torch
+
+    cmd = " ".join(["python", *sys.argv])
+    lines = [
+        "# Tuning benchmark: true hypervolume of each method's frontier",
+        "",
+        f"Command: `{cmd}`",
+        "",
+        f"Total wall time: {wall / 60:.1f} min; machine: {platform.machine()}, "
+        f"{os.cpu_count()} logical cores (shared with other work), Python "
+        f"{platform.python_version()}, torch {torch.__version__}; pex_tuner {args.library}.",
+        "",
+        "Setting: see the docstring of `benchmarks/bench_tuning.py`. Ratios: true HV / oracle "
+        "HV; / the ceiling (true HV of all 1,024 design policies) of the picked learner; / the "
+        "best learner's ceiling. Seconds: CATE fit (all four learners and the scoring for the "
+        "new default; the T-learner for the old defaults) and tuning.",
+    ]
+    acqs = list(args.acquisitions)
+    for e, per_seed in results.items():
+        seeds = list(per_seed)
+        table: dict[str, list] = {}
+        for s in seeds:
+            r = per_seed[s]
+            best_ceiling = max(r["ceiling"].values())
+            for m, (hv, fit, tune) in method_rows(r, acqs).items():
+                row = table.setdefault(
+                    m, {"oracle": [], "pick": [], "best": [], "fit": [], "tune": []}
+                )
+                row["oracle"].append(hv / r["oracle"])
+                row["pick"].append(hv / r["ceiling"][r["pick"]])
+                row["best"].append(hv / best_ceiling)
+                row["fit"].append(fit)
+                row["tune"].append(tune)
+        lines += ["", f"## {e} (n = {args.n:,}; seeds {', '.join(map(str, seeds))})", ""]
+        lines += [
+            "| method | true HV / oracle | / ceiling of picked learner | / best learner's ceiling "
+            "| per seed (/ oracle) | fit s | tuning s |",
+            "| --- | ---: | ---: | ---: | --- | ---: | ---: |",
+        ]
+        for m, row in table.items():
+            per = ", ".join(f"{v:.3f}" for v in row["oracle"])
+            fit = "" if np.isnan(row["fit"]).all() else f"{np.nanmean(row['fit']):.0f}"
+            tune = "" if np.isnan(row["tune"]).all() else f"{np.nanmean(row['tune']):.0f}"
+            lines.append(
+                f"| {m} | {_ms(row['oracle'])} | {_ms(row['pick'])} | {_ms(row['best'])} "
+                f"| {per} | {fit} | {tune} |"
+            )
+        lines += ["", "Refinement budget (new default, GP-mean frontier; true HV / oracle):", ""]
+        budgets = sorted(per_seed[seeds[0]]["runs"][acqs[0]]["curve"])
+        lines += ["| acquisition | " + " | ".join(f"after {b}" for b in budgets) + " |"]
+        lines += ["| --- |" + " ---: |" * len(budgets)]
+        for acq in acqs:
+            cells = [
+                _ms([per_seed[s]["runs"][acq]["curve"][b] / per_seed[s]["oracle"] for s in seeds])
+                for b in budgets
+            ]
+            lines.append(f"| {acq} | " + " | ".join(cells) + " |")
+        lines += ["", "Learner selection (criterion: DR pseudo-outcome loss, lower is better):", ""]
+        lines += [
+            "| seed | criterion ranking | ceiling / oracle per learner | dense-design frontier / "
+            "oracle | Spearman(criterion, ceiling) | pick's ceiling / best |",
+            "| --- | --- | --- | --- | ---: | ---: |",
+        ]
+        from scipy.stats import spearmanr
+
+        for s in seeds:
+            r = per_seed[s]
+            order = [x["learner"] for x in r["scores"]]
+            crit = [x["score"] for x in r["scores"]]
+            ceil = [r["ceiling"][lr] for lr in order]
+            rho = spearmanr(crit, [-c for c in ceil]).statistic
+            lines.append(
+                f"| {s} | {' < '.join(order)} | "
+                + ", ".join(f"{lr} {r['ceiling'][lr] / r['oracle']:.3f}" for lr in LEARNERS)
+                + " | "
+                + ", ".join(f"{lr} {r['dense'][lr] / r['oracle']:.3f}" for lr in LEARNERS)
+                + f" | {rho:.2f} | {r['ceiling'][r['pick']] / max(r['ceiling'].values()):.3f} |"
+            )
+    return "\n".join(lines) + "\n"
+
+
+def gp_timing(args) -> str:
+    """Seconds per ParEGO batch of 8 against the number of design points given to the GP."""
+    import torch
+
+    torch.set_num_threads(1)
+    exp = EXPERIMENTS["synthetic"](args.n, 0)
+    effects = None
+    rows = ["| model_points | seconds per batch of 8 (mean of 2) |", "| ---: | ---: |"]
+    for m in args.gp_timing:
+        tuner = OfflineTuner(exp.data, learner="t", model_points=m, effects=effects, progress=False)
+        effects = tuner.effects
+        tuner.run(16)
+        secs = sorted({r["batch_seconds"] for r in tuner.records if "batch_seconds" in r})
+        rows.append(f"| {m} | {np.mean(secs):.1f} |")
+        log(f"model_points {m}: {secs}")
+    return "\n".join(rows) + "\n"
 
 
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    ap.add_argument("--n", type=int, default=20_000, help="units in make_synthetic")
+    ap.add_argument("--n", type=int, default=30_000, help="units per experiment")
     ap.add_argument("--seeds", type=int, nargs="+", default=[0, 1, 2])
-    ap.add_argument("--budget", type=int, default=64, help="tuned evaluations per run")
-    ap.add_argument("--batch-size", type=int, default=8)
     ap.add_argument(
-        "--split",
-        default="validation",
-        choices=["validation", "train+validation"],
-        help="units the tuners' OPE metric evaluates on",
+        "--experiments", nargs="+", default=list(EXPERIMENTS), choices=list(EXPERIMENTS)
     )
+    ap.add_argument("--budget", type=int, default=32, help="ParEGO refinements (multiple of 8)")
     ap.add_argument(
-        "--methods", nargs="+", default=list(METHODS), choices=list(METHODS), help="methods"
+        "--acquisitions",
+        nargs="+",
+        default=["qLogNParEGO", "qLogNParEGO-HV", "qLogNEHVI"],
+        help="the first is the default's",
     )
-    ap.add_argument("--folds", type=int, default=3, help="cross-fitting folds of the CATE model")
-    ap.add_argument("--reference", type=int, default=2000, help="Sobol points of the reference")
+    ap.add_argument("--old-budget", type=int, default=OLD_BUDGET, help="old defaults' evals")
+    ap.add_argument("--jobs", type=int, default=1, help="(experiment, seed) tasks in parallel")
+    ap.add_argument("--out", type=str, default=None, help="write the markdown report here")
+    ap.add_argument("--json", type=str, default=None, help="also keep the raw results here")
+    ap.add_argument("--render", type=str, default=None, help="re-render a --json file")
     ap.add_argument(
-        "--threads", type=int, default=1, help="torch intra-op threads (0: leave torch's default)"
+        "--gp-timing",
+        type=int,
+        nargs="*",
+        default=None,
+        help="only measure seconds per batch for these model_points (e.g. 32 64 128 256)",
     )
-    ap.add_argument("--jobs", type=int, default=1, help="(seed, class) runs in parallel")
-    ap.add_argument("--out", type=str, default=None, help="write a markdown report here")
     args = ap.parse_args()
-    args.checkpoints = [c for c in (16, 32, 64) if c < args.budget] + [args.budget]
-    args.methods = [m for m in METHODS if m in args.methods]
-    if "sobol" not in args.methods:
-        ap.error("--methods must include sobol (a target compares with it)")
-
-    import torch
-
-    args.torch_threads = args.threads if args.threads > 0 else torch.get_num_threads()
     args.library = library_version()
-
-    t_start = time.perf_counter()
-    log(f"{len(args.seeds) * 2} runs (seeds x with / without biases), {args.jobs} at a time")
-    results = run_all(args)
-    text = render(args, results, time.perf_counter() - t_start)
+    if args.gp_timing:
+        text = f"Command: `{' '.join(['python', *sys.argv])}`\n\n" + gp_timing(args)
+        if args.out:
+            with open(args.out, "w") as f:
+                f.write(text)
+        print(text)
+        return
+    t0 = time.perf_counter()
+    if args.render:
+        with open(args.render) as f:
+            saved = json.load(f)
+        results, wall = saved["results"], saved["wall"]
+        results = {e: {int(s): r for s, r in per.items()} for e, per in results.items()}
+        for per in results.values():
+            for r in per.values():
+                for run in r["runs"].values():
+                    run["curve"] = {int(b): v for b, v in run["curve"].items()}
+        args.library, sys.argv = saved["library"], saved["argv"]
+    else:
+        results = run_all(args)
+        wall = time.perf_counter() - t0
+        if args.json:
+            with open(args.json, "w") as f:
+                json.dump(
+                    {"results": results, "wall": wall, "library": args.library, "argv": sys.argv},
+                    f,
+                    default=float,
+                )
+    text = render(args, results, wall)
     if args.out:
-        os.makedirs(os.path.dirname(os.path.abspath(args.out)), exist_ok=True)
         with open(args.out, "w") as f:
             f.write(text)
     print(text)
-
-
-def render(args, results: dict, wall: float) -> str:
-    """The markdown report: ``results[seed][use_biases]`` from ``run_task``."""
-    import torch
-
-    seeds, last = list(results), args.checkpoints[-1]
-    classes = [c for c in ("absolute", "relative") if any(SPECS[m][1] == c for m in args.methods)]
-
-    def hv(method: str, biases: bool, c: int) -> list[float]:
-        return [results[s][biases]["hv"][method][c] for s in seeds]
-
-    def ref_hv(scaling: str, biases: bool) -> list[float]:
-        return [results[s][biases]["ref_hv"][scaling] for s in seeds]
-
-    # hypervolumes are small numbers: show them in a unit of the reference's magnitude
-    top = max(max(ref_hv(c, b)) for c in classes for b in (True, False))
-    e = int(np.floor(np.log10(max(top, 1e-300))))
-    unit = 10.0**e
-
-    def f(values: list[float]) -> str:
-        return fmt([v / unit for v in values], 3)
-
-    cmd = "python " + " ".join([os.path.relpath(sys.argv[0]), *sys.argv[1:]])
-    lines = [
-        "# Tuning benchmark: true hypervolume of tuned policies on make_synthetic",
-        "",
-        f"Command: `{cmd}`",
-        "",
-        f"Total wall time: {wall / 60:.1f} min ({wall:.0f} s), {args.jobs} run(s) at a time.",
-        "",
-        f"Machine: {platform.machine()}, {os.cpu_count()} logical cores (shared), Python "
-        f"{platform.python_version()}, numpy {np.__version__}, torch {torch.__version__} "
-        f"({args.torch_threads} intra-op thread(s) per process); pex_tuner at {args.library}.",
-        f"Setting: `make_synthetic({args.n:,}, random_state=seed)` (4 arms; objectives "
-        "engagement max, retention max, cost min), seeds "
-        f"{', '.join(map(str, seeds))}; T-learner CATE model with {args.folds} folds fitted "
-        f"on the train split; {args.budget} tuned evaluations per run in batches of "
-        f"{args.batch_size}, scored by DR OPE on "
-        + (
-            "the validation split (18% of units)"
-            if args.split == "validation"
-            else "train + validation (60% of units; out-of-fold CATE predictions on the "
-            "training units)"
-        )
-        + "; the policy class (parameter ranges) comes from the validation predictions, with "
-        "absolute scaling unless the method says relative (`pex_tuner/tuning/space.py`). "
-        "TRUE values: true "
-        "potential outcomes of the arms each policy assigns on the test split (40% of units); "
-        "reference point: true value of assign-all-control on the test split. Hypervolume in "
-        "maximization space (cost negated).",
-        "",
-        f"Hypervolumes are shown in units of 1e{e} (true HV / 1e{e}).",
-        *(
-            [
-                "",
-                f"n reduced from the default 20,000 to {args.n:,} to keep the run time down.",
-            ]
-            if args.n < 20_000
-            else []
-        ),
-        "",
-        "## True hypervolume after n evaluations (mean ± std over seeds)",
-        "",
-        "| method | biases | " + " | ".join(f"HV @ {c}" for c in args.checkpoints) + " |",
-        "| --- | --- | " + " | ".join("---:" for _ in args.checkpoints) + " |",
-    ]
-    for biases in (True, False):
-        yn = "yes" if biases else "no"
-        for method in args.methods:
-            cells = " | ".join(f(hv(method, biases, c)) for c in args.checkpoints)
-            lines.append(f"| {LABELS[method]} | {yn} | {cells} |")
-        for c in classes:
-            cells = " | ".join([""] * (len(args.checkpoints) - 1) + [f(ref_hv(c, biases))])
-            lines.append(
-                f"| Sobol-{args.reference} reference, {c} ({args.reference:,} evals) | {yn} | "
-                f"{cells} |"
-            )
-    lines += [
-        "",
-        f"Per seed, true HV at the last checkpoint (units of 1e{e}):",
-        "",
-        "| method | biases | " + " | ".join(f"seed {s}" for s in seeds) + " |",
-        "| --- | --- | " + " | ".join("---:" for _ in seeds) + " |",
-    ]
-    for biases in (True, False):
-        yn = "yes" if biases else "no"
-        for method in args.methods:
-            cells = " | ".join(f"{v / unit:.3f}" for v in hv(method, biases, last))
-            lines.append(f"| {LABELS[method]} | {yn} | {cells} |")
-        for c in classes:
-            cells = " | ".join(f"{v / unit:.3f}" for v in ref_hv(c, biases))
-            lines.append(f"| Sobol-{args.reference}, {c} | {yn} | {cells} |")
-
-    parego = [m for m in PAREGO if m in args.methods]
-    lines += [
-        "",
-        f"## ParEGO @ {last} relative to the Sobol-{args.reference} reference of its class",
-        "",
-        "| method | biases | ratio per seed | mean ratio |",
-        "| --- | --- | --- | ---: |",
-    ]
-    ratios = {}
-    for method in [*parego, *(m for m in ("qLogNEHVI",) if m in args.methods)]:
-        for biases in (True, False):
-            r = np.array(hv(method, biases, last)) / np.array(ref_hv(SPECS[method][1], biases))
-            ratios[(method, biases)] = r
-            lines.append(
-                f"| {LABELS[method]} | {'yes' if biases else 'no'} | "
-                f"{', '.join(f'{x:.3f}' for x in r)} | {r.mean():.3f} |"
-            )
-
-    model_methods = [m for m in args.methods if m != "sobol"]
-    init = results[seeds[0]]
-    lines += [
-        "",
-        "## Seconds per candidate batch",
-        "",
-        "Wall time of generating one batch of candidates (`batch_seconds`; one value per batch; "
-        "n = batches over all seeds: a run can have one more than budget / batch size because "
-        "the Sobol batch that reaches `init_trials` stops there and a short batch ends the "
-        f"run), with {args.jobs} run(s) sharing the machine. Model batches are those that "
-        "contain at least one trial from the BoTorch (acquisition) node; the others are Sobol "
-        "initialization. Sobol initialization trials actually run per "
-        + " / ".join(LABELS[m] for m in model_methods)
-        + " run: "
-        + "; ".join(
-            f"{'with' if b else 'without'} biases "
-            + "/".join(
-                str(sorted({results[s][b]["sobol_init"][m] for s in seeds})) for m in model_methods
-            )
-            + f" (configured `init_trials` = {init[b]['init_trials']})"
-            for b in (True, False)
-        )
-        + ".",
-        "",
-        "| method | biases | all batches | model batches only |",
-        "| --- | --- | ---: | ---: |",
-    ]
-    for method in args.methods:
-        for biases in (True, False):
-            bt = [b for s in seeds for b in results[s][biases]["batches"][method]]
-            allb = [t for t, _ in bt]
-            model = [t for t, m in bt if m]
-            lines.append(
-                f"| {LABELS[method]} | {'yes' if biases else 'no'} | "
-                f"{np.mean(allb):.2f} (n={len(allb)}) | "
-                + (f"{np.mean(model):.2f} (n={len(model)})" if model else "n/a")
-                + " |"
-            )
-
-    so_b = np.array(hv("sobol", True, last))
-    so_nb = np.array(hv("sobol", False, last))
-
-    def met(ok: bool) -> str:
-        return "**met**" if ok else "**NOT met**"
-
-    lines += [
-        "",
-        "## Targets",
-        "",
-        f"Sobol @ {last} and the with / without comparison use true hypervolumes, comparable "
-        "across policy classes; the 95% target compares each method with the reference of its "
-        "own class.",
-        "",
-    ]
-    for method in parego:
-        name = LABELS[method]
-        pe_b = np.array(hv(method, True, last))
-        pe_nb = np.array(hv(method, False, last))
-        rb, rnb = ratios[(method, True)], ratios[(method, False)]
-        t1 = rb.mean() >= 0.95
-        t2 = pe_b.mean() > so_b.mean()
-        t3 = pe_b.mean() > pe_nb.mean()
-        lines += [
-            f"{name}:",
-            "",
-            f"1. {name} @ {last} (with biases) >= 95% of the Sobol-{args.reference} reference "
-            f"of the same policy class: mean ratio {rb.mean():.3f} "
-            f"(per seed {', '.join(f'{x:.3f}' for x in rb)}; >= 0.95 in "
-            f"{int((rb >= 0.95).sum())}/{len(seeds)} seeds) — {met(t1)} on the mean. "
-            f"Without biases: mean ratio {rnb.mean():.3f} — "
-            f"{'met' if rnb.mean() >= 0.95 else 'not met'}.",
-            f"2. {name} @ {last} beats Sobol @ {last} (with biases): {pe_b.mean() / unit:.3f} "
-            f"vs {so_b.mean() / unit:.3f} (1e{e}), higher in {int((pe_b > so_b).sum())}/"
-            f"{len(seeds)} seeds — {met(t2)}. Without biases: {pe_nb.mean() / unit:.3f} vs "
-            f"{so_nb.mean() / unit:.3f}, higher in "
-            f"{int((pe_nb > so_nb).sum())}/{len(seeds)} seeds.",
-            f"3. With biases beats without biases ({name} @ {last}): {pe_b.mean() / unit:.3f} "
-            f"vs {pe_nb.mean() / unit:.3f} (1e{e}), higher in {int((pe_b > pe_nb).sum())}/"
-            f"{len(seeds)} seeds — {met(t3)}.",
-            "",
-        ]
-    return "\n".join(lines)
 
 
 if __name__ == "__main__":

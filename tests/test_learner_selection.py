@@ -194,6 +194,10 @@ def test_pseudo_outcomes_are_unbiased(flat):
             "The 'progress' parameter must be a bool or None. Got 'yes' instead.",
         ),
         (
+            {"n_jobs": 0},
+            "The 'n_jobs' parameter must be an int >= 1. Got 0 instead.",
+        ),
+        (
             {"base_learner": "lightgbm"},
             "The 'base_learner' parameter must be a scikit-learn regressor with fit and "
             "predict. Got str instead.",
@@ -209,3 +213,11 @@ def test_bad_options(flat, kwargs, message):
 def test_bad_data():
     with pytest.raises(InputDataError, match="fit expects an ExperimentData"):
         select_learner(np.zeros((10, 2)))
+
+
+def test_parallel_fits_give_the_same_selection(flat, flat_selection):
+    """n_jobs=2 fits the candidates in two processes: same scores, same chosen model."""
+    par = select_learner(flat.data, n_folds=3, random_state=3, progress=False, n_jobs=2)
+    cols = ["learner", "rank", "score", "diff", "diff_se"]
+    pd.testing.assert_frame_equal(par.scores[cols], flat_selection.scores[cols])
+    assert np.array_equal(par.model.oof_predictions_.tau, flat_selection.model.oof_predictions_.tau)

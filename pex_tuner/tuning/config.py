@@ -85,7 +85,7 @@ class TunerConfig:
     random_state: int = 0
     design_size: int = 1024
     model_points: int = 64
-    frontier_estimate: str = "model"
+    frontier_estimate: str = "observed"
 
     @classmethod
     def from_options(

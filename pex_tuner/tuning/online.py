@@ -265,10 +265,18 @@ class OnlineTuner(OnlineTrials):
         t = self._trial(trial_id)
         return self.space.to_policy(t["parameters"], name=f"online_{int(trial_id)}")
 
-    def artifact_document(self, trial_id: int, *, model_url: str | None = None) -> dict[str, Any]:
+    def artifact_document(
+        self,
+        trial_id: int,
+        *,
+        model_url: str | None = None,
+        parameters: Mapping[str, float] | None = None,
+    ) -> dict[str, Any]:
         """The policy artifact of a trial as a JSON document (what ``write_artifact`` writes):
         the policy, arms, outcomes, feature schema and the model reference (file name, SHA-256
-        and, when served, the URL to fetch it from)."""
+        and, when served, the URL to fetch it from). ``parameters``: the trial's parameters
+        when the caller has its record (the service, from the database); default: this
+        tuner's record of the trial."""
         from pex_tuner.policies.artifact import artifact_document
 
         if self.schema is None:
@@ -276,12 +284,9 @@ class OnlineTuner(OnlineTrials):
         model: dict[str, Any] = {"file": MODEL_FILE, "sha256": self.model_sha256}
         if model_url:
             model["url"] = model_url
-        return artifact_document(
-            self.policy(trial_id),
-            schema=self.schema,
-            model_ref=model,
-            parameters=dict(self._trial(trial_id)["parameters"]),
-        )
+        params = dict(self._trial(trial_id)["parameters"] if parameters is None else parameters)
+        policy = self.space.to_policy(params, name=f"online_{int(trial_id)}")
+        return artifact_document(policy, schema=self.schema, model_ref=model, parameters=params)
 
     def _model_file(self) -> Path:
         return Path(self.offline_dir or "") / MODEL_FILE

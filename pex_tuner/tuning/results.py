@@ -1,7 +1,7 @@
 """The offline tuner's results: evaluations, hypervolume, frontier, candidates, honest report.
 
 :class:`TunerResults` is mixed into :class:`~pex_tuner.tuning.offline.OfflineTuner`. It reads
-the tuner's evaluation log, and for the denoised estimate (``frontier_estimate="model"``) the Ax
+the tuner's evaluation log, and for the GP estimate (``frontier_estimate="model"``) the Ax
 surrogate's posterior at the policies in the Ax experiment.
 """
 

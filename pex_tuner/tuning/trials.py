@@ -30,7 +30,14 @@ import pandas as pd
 from pex_tuner.errors import InputDataError, ResultConflictError
 from pex_tuner.tuning.frontier import pareto_mask, to_max_space
 
-__all__ = ["TRIAL_STATUSES", "OnlineTrials", "parse_metrics"]
+__all__ = [
+    "TRIAL_STATUSES",
+    "OnlineTrials",
+    "generation_blocker",
+    "given_up",
+    "merge_metrics",
+    "parse_metrics",
+]
 
 TRIAL_STATUSES = ("pending", "running", "completed", "failed", "abandoned")
 _CALIBRATION_COLUMNS = ["trial_id", "metric", "offline", "offline_se", "online", "online_sem"]
@@ -70,6 +77,57 @@ def parse_metrics(metrics: Any) -> dict[str, dict[str, float]]:
             raise InputDataError(f"metric '{name}': 'n' must be a positive integer; got {rec['n']}")
         out[name] = rec
     return out
+
+
+def merge_metrics(
+    trial: Mapping[str, Any], metrics: Mapping[str, Any], required: Iterable[str]
+) -> dict[str, Any]:
+    """A copy of the trial record with ``metrics`` merged in, completed when every
+    ``required`` metric is in (a pure function: the service applies it to database rows).
+
+    Raises InputDataError for malformed metrics and ResultConflictError when a metric already
+    reported has a different value.
+    """
+    parsed = parse_metrics(metrics)
+    t = copy.deepcopy(dict(trial))
+    for name, rec in parsed.items():
+        old = t["metrics"].get(name)
+        if old is not None and old != rec:
+            raise ResultConflictError(
+                f"trial {t['trial_id']} already has a different result for metric '{name}' "
+                f"({old}); results are immutable once reported"
+            )
+    was_failed = t["status"] in ("failed", "abandoned")
+    t["metrics"].update(parsed)
+    if t["status"] != "completed" and all(m in t["metrics"] for m in required):
+        if was_failed:
+            # a late result for a trial given up on: Ax cannot reopen it, so the model gets
+            # the observation as a new trial of the same policy
+            t["late"] = True
+        t["status"] = "completed"
+    return t
+
+
+def given_up(trial: Mapping[str, Any], status: str) -> dict[str, Any]:
+    """A copy of the trial record marked ``failed`` or ``abandoned``; ResultConflictError for a
+    completed trial."""
+    if trial["status"] == "completed":
+        raise ResultConflictError(f"trial {trial['trial_id']} is already completed")
+    return {**trial, "status": status}
+
+
+def generation_blocker(counts: Mapping[str, int], min_completed: int) -> str | None:
+    """Why a new batch cannot be generated with these trial counts per status (None when it
+    can): trials still pending or running, or fewer than ``min_completed`` completed."""
+    pending, running = counts.get("pending", 0), counts.get("running", 0)
+    completed = counts.get("completed", 0)
+    if pending:
+        return f"{pending} generated trials are still waiting to be handed out"
+    if running:
+        return f"waiting for results of {running} running trials"
+    if completed < min_completed:
+        return f"the model needs results of at least {min_completed} trials; {completed} completed"
+    return None
 
 
 class OnlineTrials:
@@ -127,7 +185,7 @@ class OnlineTrials:
         source: str,
         offline: Mapping[str, tuple[float, float]] | None = None,
     ) -> int:
-        tid = len(self.trials)
+        tid = max(self.trials, default=-1) + 1
         self.trials[tid] = {
             "trial_id": tid,
             "parameters": {k: float(v) for k, v in parameters.items()},
@@ -157,24 +215,7 @@ class OnlineTrials:
         Raises InputDataError for malformed metrics and ResultConflictError when a metric
         already reported has a different value.
         """
-        parsed = parse_metrics(metrics)
-        t = copy.deepcopy(self._trial(trial_id))
-        for name, rec in parsed.items():
-            old = t["metrics"].get(name)
-            if old is not None and old != rec:
-                raise ResultConflictError(
-                    f"trial {trial_id} already has a different result for metric '{name}' "
-                    f"({old}); results are immutable once reported"
-                )
-        was_failed = t["status"] in ("failed", "abandoned")
-        t["metrics"].update(parsed)
-        if t["status"] != "completed" and all(m in t["metrics"] for m in self.required_metrics):
-            if was_failed:
-                # a late result for a trial given up on: Ax cannot reopen it, so the model gets
-                # the observation as a new trial of the same policy
-                t["late"] = True
-            t["status"] = "completed"
-        return t
+        return merge_metrics(self._trial(trial_id), metrics, self.required_metrics)
 
     def report(self, trial_id: int, metrics: Mapping[str, Any]) -> dict[str, Any]:
         """Merge (part of) a trial's online results; complete it when all metrics are in.
@@ -188,9 +229,7 @@ class OnlineTrials:
     def mark_failed(self, trial_id: int, *, abandoned: bool = False) -> None:
         """Mark a trial failed (it broke) or abandoned (given up on; late results still count)."""
         t = self._trial(trial_id)
-        if t["status"] == "completed":
-            raise ResultConflictError(f"trial {trial_id} is already completed")
-        t["status"] = "abandoned" if abandoned else "failed"
+        t.update(given_up(t, "abandoned" if abandoned else "failed"))
 
     def set_offline(self, trial_id: int, offline: Mapping[str, tuple[float, float]]) -> None:
         """Record a trial's offline OPE estimates (value, se per outcome) for calibration."""
@@ -212,17 +251,7 @@ class OnlineTrials:
 
     def generation_blocker(self) -> str | None:
         """Why a new batch cannot be generated now (None when it can)."""
-        c = self.status_counts()
-        if c["pending"]:
-            return f"{c['pending']} generated trials are still waiting to be handed out"
-        if c["running"]:
-            return f"waiting for results of {c['running']} running trials"
-        if c["completed"] < self.min_completed:
-            return (
-                f"the model needs results of at least {self.min_completed} trials; "
-                f"{c['completed']} completed"
-            )
-        return None
+        return generation_blocker(self.status_counts(), self.min_completed)
 
     # ------------------------------------------------------------------ results
     def results(self) -> pd.DataFrame:
