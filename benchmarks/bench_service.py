@@ -1,24 +1,27 @@
-"""Benchmark: the online service under concurrent pollers and reporters, SQLite and PostgreSQL.
+"""Benchmark: the online service under concurrent pollers and reporters, SQLite and PostgreSQL,
+with one and with several server processes.
 
-Setting (issue): ``--workers`` (50) concurrent pollers/reporters on loopback for ``--duration``
-(60) seconds against a real server process (``python -m pex_tuner.cli serve``), once per
-backend: a SQLite file in a temporary folder, and a fresh PostgreSQL database
-``pex_bench_<random>`` created at ``--pg-url``'s server (dropped afterwards; skipped with a
-printed reason when the server is unreachable).
+Setting (issue 14): ``--workers`` (50) concurrent pollers/reporters on loopback for
+``--duration`` (60) seconds against ``python -m pex_tuner.cli serve --workers N`` for each N in
+``--processes`` (1 4), once per backend: a SQLite file in a temporary folder, and a fresh
+PostgreSQL database ``pex_bench_<random>`` created at ``--pg-url``'s server (dropped afterwards;
+skipped with a printed reason when the server is unreachable). The server runs as configured in
+production: JSON request logs at info level (to a file), a tokens file (one token, every
+scope, no rate limit: the 50 pollers share it), the runs root set to the tuner's folder.
 
 Per backend: a small saved offline tuner (``make_synthetic(3000)``, 12 evaluations) backs
 ``--runs`` runs with ``n_candidates = batch_size = --batch-size``, so trials keep coming: once
-every trial of a run has results, the service generates the next batch with qLogNParEGO in its
-generation worker process (one batch at a time). Each worker is a thread with its own
-``httpx.Client``; in a loop it polls
-``next-batch`` (size 1 or 2) on a random run and reports results for every trial it is issued:
-all of the run's required metrics (cheap precomputed values: this measures the service, not the
-simulator), split into ``--parts`` (2) partial reports, as a system that reports long-term
-metrics later would, each under a fresh Idempotency-Key. After each report, with probability
-``--replay`` (5%) it replays it with the same key (must be 200 with ``replayed: true``) and with
-probability ``--conflict`` (2%) sends a conflicting value under a new key (must be 409: a
-deliberate conflict). A poll that gets no trials waits ``min(retry_after_s, --idle-wait)``
-(0.25 s, far more eager than the service's 5-30 s Retry-After) before polling again.
+every trial of a run has results, the server process that wins the run's generation lease
+generates the next batch with qLogNParEGO in its generation worker process. Each worker is a
+thread with its own ``httpx.Client``; in a loop it polls ``next-batch`` (size 1 or 2) on a
+random run and reports results for every trial it is issued: all of the run's required metrics
+(cheap precomputed values: this measures the service, not the simulator), split into ``--parts``
+(2) partial reports, as a system that reports long-term metrics later would, each under a fresh
+Idempotency-Key. After each report, with probability ``--replay`` (5%) it replays it with the
+same key (must be 200 with ``replayed: true``) and with probability ``--conflict`` (2%) sends a
+conflicting value under a new key (must be 409: a deliberate conflict). A poll that gets no
+trials waits ``min(retry_after_s, --idle-wait)`` (0.25 s, far more eager than the service's 5-30
+s Retry-After) before polling again.
 
 Latency is measured by the client around each call (so it includes the client's own queueing
 for the GIL: client and server share the machine). Errors: any non-2xx answer other than the
@@ -27,8 +30,11 @@ two pollers. After the run the server is stopped (SIGTERM) and the database is o
 with SQLAlchemy: every acknowledged report (200, not replayed) must have its Idempotency-Key in
 ``pex_online_reports`` and its metrics in its trial's row, which must be completed.
 
+Besides the client's latencies, the server's own p99 per route is read from ``/metrics`` (the
+upper bound of its histogram bucket), to tell the server's time from the client's queueing.
+
 Usage:
-    python benchmarks/bench_service.py [--duration 60] [--workers 50]
+    python benchmarks/bench_service.py [--duration 60] [--workers 50] [--processes 1 4]
         [--backends sqlite postgresql] [--runs 10] [--batch-size 8] [--out FILE]
 """
 
@@ -39,7 +45,6 @@ import json
 import os
 import platform
 import random
-import shlex
 import signal
 import socket
 import subprocess
@@ -55,6 +60,7 @@ from pathlib import Path
 import httpx
 import numpy as np
 import sqlalchemy as sa
+from bench_service_report import markdown
 
 TOKEN = "bench-token"
 AUTH = {"Authorization": f"Bearer {TOKEN}"}
@@ -83,13 +89,16 @@ def free_port() -> int:
         return s.getsockname()[1]
 
 
-def start_server(db_url: str, port: int, log: Path) -> subprocess.Popen:
-    env = {**os.environ, "PEX_TUNER_TOKEN": TOKEN}
+def start_server(
+    db_url: str, port: int, log: Path, processes: int, runs_root: Path, tokens: Path
+) -> subprocess.Popen:
     cmd = [sys.executable, "-m", "pex_tuner.cli", "serve", "--db", db_url, "--port", str(port)]
-    proc = subprocess.Popen(cmd, env=env, stdout=log.open("wb"), stderr=subprocess.STDOUT)
-    for _ in range(600):
+    cmd += ["--workers", str(processes), "--runs-root", str(runs_root)]
+    cmd += ["--tokens-file", str(tokens)]
+    proc = subprocess.Popen(cmd, stdout=log.open("wb"), stderr=subprocess.STDOUT)
+    for _ in range(1200):
         try:
-            if httpx.get(f"http://127.0.0.1:{port}/healthz", timeout=1).status_code == 200:
+            if httpx.get(f"http://127.0.0.1:{port}/readyz", timeout=1).status_code == 200:
                 return proc
         except httpx.HTTPError:
             time.sleep(0.1)
@@ -97,6 +106,55 @@ def start_server(db_url: str, port: int, log: Path) -> subprocess.Popen:
             raise RuntimeError(f"server exited: {log.read_text()[-2000:]}")
     proc.kill()
     raise RuntimeError("server did not start")
+
+
+def write_tokens(folder: Path) -> Path:
+    """The benchmark's token (every scope; no rate limit: 50 pollers share it)."""
+    path = folder / "tokens.json"
+    entry = {"name": "bench", "token": TOKEN, "scopes": ["admin"], "rate_per_s": None}
+    path.write_text(json.dumps({"tokens": [entry]}))
+    return path
+
+
+def process_tree(pid: int) -> list[int]:
+    """``pid`` and its descendants (Linux /proc): uvicorn's workers and generation pools."""
+    parents: dict[int, list[int]] = {}
+    for entry in os.listdir("/proc"):
+        if entry.isdigit():
+            try:
+                ppid = int(Path(f"/proc/{entry}/stat").read_text().rsplit(")", 1)[1].split()[1])
+            except (OSError, IndexError, ValueError):
+                continue
+            parents.setdefault(ppid, []).append(int(entry))
+    out, todo = [], [pid]
+    while todo:
+        p = todo.pop()
+        out.append(p)
+        todo += parents.get(p, [])
+    return out
+
+
+def tree_cpu_seconds(pid: int) -> float:
+    """CPU seconds of a process and its living descendants."""
+    return float(np.nansum([cpu_seconds(p) for p in process_tree(pid)]))
+
+
+def server_quantile(metrics: str, route: str, q: float = 0.99) -> float:
+    """The server-side latency quantile of a route (ms, the upper bound of its histogram
+    bucket) from the /metrics text: where the time goes, client excluded."""
+    buckets: dict[float, float] = {}
+    for line in metrics.splitlines():
+        if line.startswith("pex_http_request_duration_seconds_bucket{") and route in line:
+            le = line.split('le="', 1)[1].split('"', 1)[0]
+            bound = float("inf") if le == "+Inf" else float(le)
+            buckets[bound] = buckets.get(bound, 0.0) + float(line.rsplit(" ", 1)[1])
+    if not buckets:
+        return float("nan")
+    total = buckets[float("inf")]
+    for bound in sorted(buckets):
+        if buckets[bound] >= q * total:
+            return bound * 1000
+    return float("inf")
 
 
 def cpu_seconds(pid: int) -> float:
@@ -246,39 +304,58 @@ def verify(
     return len(acked), missing
 
 
-def bench_backend(name: str, db_url: str, tuner_dir: Path, tmp: Path, args) -> dict:
+def create_runs(base: str, tuner_dir: Path, args) -> dict[str, list[str]]:
+    """``--runs`` runs of the tuner; run id -> its required metrics."""
+    runs: dict[str, list[str]] = {}
+    with httpx.Client(base_url=base, headers=AUTH, timeout=120) as c:
+        for _ in range(args.runs):
+            body = {"tuner_dir": str(tuner_dir), "n_candidates": args.batch_size}
+            body.update(batch_size=args.batch_size, objectives=OBJECTIVES)
+            run_id = c.post("/v1/runs", json=body).raise_for_status().json()["run_id"]
+            info = c.get(f"/v1/runs/{run_id}").raise_for_status().json()
+            runs[run_id] = [*info["objectives"], *info["constraints"]]
+    return runs
+
+
+def run_load(pid: int, base: str, runs: dict[str, list[str]], args) -> tuple[Tally, float, float]:
+    """The workers' merged tally, the elapsed seconds and the server's CPU seconds."""
+    tallies = [Tally() for _ in range(args.workers)]
+    cpu0, t0 = tree_cpu_seconds(pid), time.monotonic()
+    deadline = t0 + args.duration
+    threads = [
+        threading.Thread(target=worker, args=(i, base, runs, deadline, args, tallies[i]))
+        for i in range(args.workers)
+    ]
+    for th in threads:
+        th.start()
+    for th in threads:
+        th.join()
+    elapsed, server_cpu = time.monotonic() - t0, tree_cpu_seconds(pid) - cpu0
+    t = Tally()
+    for x in tallies:
+        for f in ("poll_ms", "report_ms", "issued", "acked", "errors"):
+            getattr(t, f).extend(getattr(x, f))
+        t.empty_polls, t.replays = t.empty_polls + x.empty_polls, t.replays + x.replays
+        t.conflicts += x.conflicts
+    dup = len(t.issued) - len(set(t.issued))
+    if dup:
+        t.errors.append(f"{dup} trials were issued to more than one poller")
+    return t, elapsed, server_cpu
+
+
+def bench_backend(name: str, db_url: str, tuner_dir: Path, tmp: Path, args, processes: int) -> dict:
+    """One backend with ``processes`` server processes: load, then check the database."""
     port = free_port()
     base = f"http://127.0.0.1:{port}"
-    log = tmp / f"server_{name}.log"
-    proc = start_server(db_url, port, log)
+    log = tmp / f"server_{name.split(',')[0]}_{processes}.log"
+    proc = start_server(db_url, port, log, processes, tuner_dir.parent, write_tokens(tmp))
     try:
-        runs: dict[str, list[str]] = {}
-        with httpx.Client(base_url=base, headers=AUTH, timeout=120) as c:
-            for _ in range(args.runs):
-                body = {
-                    "tuner_dir": str(tuner_dir),
-                    "n_candidates": args.batch_size,
-                    "batch_size": args.batch_size,
-                    "objectives": OBJECTIVES,
-                }
-                run_id = c.post("/v1/runs", json=body).raise_for_status().json()["run_id"]
-                info = c.get(f"/v1/runs/{run_id}").raise_for_status().json()
-                runs[run_id] = [*info["objectives"], *info["constraints"]]
+        runs = create_runs(base, tuner_dir, args)
         print(f"[{name}] server on {base}, {len(runs)} runs; {args.workers} workers ...")
-        tallies = [Tally() for _ in range(args.workers)]
-        cpu0, t0 = cpu_seconds(proc.pid), time.monotonic()
-        deadline = t0 + args.duration
-        threads = [
-            threading.Thread(target=worker, args=(i, base, runs, deadline, args, tallies[i]))
-            for i in range(args.workers)
-        ]
-        for th in threads:
-            th.start()
-        for th in threads:
-            th.join()
-        elapsed, server_cpu = time.monotonic() - t0, cpu_seconds(proc.pid) - cpu0
+        t, elapsed, server_cpu = run_load(proc.pid, base, runs, args)
         generated, gen_errors = 0, []
         with httpx.Client(base_url=base, headers=AUTH, timeout=120) as c:
+            scraped = c.get("/metrics").text  # one process's view (all of them, multiprocess)
             for run_id in runs:
                 info = c.get(f"/v1/runs/{run_id}").raise_for_status().json()
                 generated += (len(info["trials"]) - args.batch_size) // args.batch_size
@@ -291,34 +368,9 @@ def bench_backend(name: str, db_url: str, tuner_dir: Path, tmp: Path, args) -> d
         except subprocess.TimeoutExpired:
             proc.kill()
             proc.wait()
-    t = Tally()
-    for x in tallies:
-        t.poll_ms += x.poll_ms
-        t.report_ms += x.report_ms
-        t.issued += x.issued
-        t.acked += x.acked
-        t.errors += x.errors
-        t.empty_polls += x.empty_polls
-        t.replays += x.replays
-        t.conflicts += x.conflicts
-    dup = len(t.issued) - len(set(t.issued))
-    if dup:
-        t.errors.append(f"{dup} trials were issued to more than one poller")
     checked, missing = verify(db_url, t.acked, runs)
     server_log = log.read_text(errors="replace")
     tracebacks = server_log.count("Traceback")
-    res = {
-        "name": name,
-        "elapsed": elapsed,
-        "server_cpu": server_cpu,
-        "tally": t,
-        "generated": generated,
-        "gen_errors": gen_errors,
-        "checked": checked,
-        "missing": missing,
-        "tracebacks": tracebacks,
-        "log_tail": server_log[-3000:] if tracebacks else "",
-    }
     n = len(t.poll_ms) + len(t.report_ms)
     print(
         f"[{name}] {n} requests in {elapsed:.1f} s ({n / elapsed:.0f}/s); errors "
@@ -326,96 +378,13 @@ def bench_backend(name: str, db_url: str, tuner_dir: Path, tmp: Path, args) -> d
     )
     for e in [*t.errors[:10], *missing[:10]]:
         print(f"  {e}")
-    return res
-
-
-# ---------------------------------------------------------------------------- report
-def stats(ms: list[float]) -> str:
-    if not ms:
-        return "| - | - | - | 0 |"
-    a = np.asarray(ms)
-    return f"| {np.percentile(a, 50):.1f} | {np.percentile(a, 99):.1f} | {a.max():.1f} | {len(a)} |"
-
-
-def markdown(results: list[dict], skipped: dict[str, str], env: dict, args, wall: float) -> str:
-    cmd = shlex.join([".venv/bin/python", *sys.argv])
-    lines = [
-        "# Online service benchmark: concurrent pollers and reporters",
-        "",
-        f"Command: `{cmd}`",
-        "",
-        f"Total wall time: {wall:.0f} s.",
-        "",
-        "Machine: " + ", ".join(f"{k} {v}" for k, v in env.items()) + ".",
-        "",
-        f"**The machine has {os.cpu_count()} logical cores, shared with other work; the load "
-        "generator (one Python process, one thread per worker) and the server (one uvicorn "
-        "process plus its one generation worker process) run on the "
-        "same cores.** Latencies are measured by the client around each call, so they include "
-        "the client's own waiting for the GIL and for CPU; on dedicated hardware they would be "
-        "lower.",
-        "",
-        f"Setting: {args.workers} worker threads (one `httpx.Client` each) on loopback for "
-        f"{args.duration:g} s per backend; {args.runs} runs of a small saved offline tuner "
-        f"(`make_synthetic(3000)`, 12 evaluations) with `n_candidates = batch_size = "
-        f"{args.batch_size}` and objectives {', '.join(OBJECTIVES)}. Each worker polls "
-        "`next-batch` (size 1 or 2) on a random run and reports every trial it gets (all "
-        f"required metrics, precomputed values, in {args.parts} partial reports), each under a "
-        "fresh Idempotency-Key; after each report "
-        f"it replays it with the same key with probability {args.replay:g} (must be 200, "
-        f"`replayed: true`) and sends a conflicting value under a new key with probability "
-        f"{args.conflict:g} (must be 409: deliberate conflicts). A poll with no trials waits "
-        f"min(retry_after_s, {args.idle_wait:g} s). Errors: any other non-2xx answer, an "
-        "unexpected body, an exception or timeout, a trial issued twice. After the run the "
-        "server is stopped and the database read directly: every acknowledged report (200, not "
-        "replayed) must have its key in `pex_online_reports` and its metrics in its completed "
-        "trial's row.",
-        "",
-        "Trial supply: a run hands out its offline candidates at once; its next batch exists "
-        "only after all of them have results and the model (qLogNParEGO, in the server's one "
-        "generation worker process; batches of different runs queue) has generated it. One "
-        "generation takes about 7-11 s on this machine when nothing else runs; here the worker "
-        "shares the 2 cores with request handling and the load generator (and, in the recorded "
-        "run, another benchmark), so few batches are generated in 60 s (see 'batches "
-        "generated'), most polls are answered `generating`, and the number of reports is "
-        "bounded by the runs' initial candidates. (With a generation thread per run inside the "
-        "server process, the first design, no batch at all was generated in 60 s and "
-        "next-batch p50 was 215 ms.)",
-        "",
-    ]
-    for r in results:
-        t = r["tally"]
-        n = len(t.poll_ms) + len(t.report_ms)
-        lines += [
-            f"## {r['name']}",
-            "",
-            "| call | p50 ms | p99 ms | max ms | count |",
-            "| --- | ---: | ---: | ---: | ---: |",
-            f"| next-batch {stats(t.poll_ms)}",
-            f"| results (reports, replays, conflicts) {stats(t.report_ms)}",
-            "",
-            "| check | value |",
-            "| --- | ---: |",
-            f"| requests / s (throughput) | {n / r['elapsed']:.1f} |",
-            f"| errors | {len(t.errors)} |",
-            f"| deliberate conflicts (409 as expected) | {t.conflicts} |",
-            f"| replays (200, replayed) | {t.replays} |",
-            f"| trials issued | {len(t.issued)} |",
-            f"| polls with no trials | {t.empty_polls} |",
-            f"| batches generated by the model during the run | {r['generated']} |",
-            f"| acknowledged reports checked in the database | {r['checked']} |",
-            f"| acknowledged reports found | {r['checked'] - len(r['missing'])} |",
-            f"| server CPU seconds during the run | {r['server_cpu']:.1f} |",
-            f"| tracebacks in the server log | {r['tracebacks']} |",
-            "",
-        ]
-        if t.errors or r["missing"] or r["gen_errors"] or r["tracebacks"]:
-            lines += ["Problems:", "", "```"]
-            lines += [*t.errors[:20], *r["missing"][:20], *r["gen_errors"][:5]]
-            lines += [r["log_tail"], "```", ""]
-    for name, reason in skipped.items():
-        lines += [f"## {name}", "", f"Skipped: {reason}", ""]
-    return "\n".join(lines)
+    server_p99 = {k: server_quantile(scraped, k) for k in ("next-batch", "/results")}
+    return {
+        **dict(name=name, elapsed=elapsed, server_cpu=server_cpu, tally=t, generated=generated),
+        **dict(gen_errors=gen_errors, checked=checked, missing=missing, tracebacks=tracebacks),
+        **dict(processes=processes, server_p99=server_p99),
+        "log_tail": server_log[-3000:] if tracebacks else "",
+    }
 
 
 def main() -> int:
@@ -423,6 +392,9 @@ def main() -> int:
     p.add_argument("--duration", type=float, default=60.0)
     p.add_argument("--workers", type=int, default=50)
     p.add_argument("--backends", nargs="+", default=["sqlite", "postgresql"])
+    p.add_argument(
+        "--processes", type=int, nargs="+", default=[1, 4], help="server processes (--workers)"
+    )
     p.add_argument("--runs", type=int, default=10)
     p.add_argument("--batch-size", type=int, default=8)
     p.add_argument("--parts", type=int, default=2, help="reports per trial (metrics split)")
@@ -437,7 +409,10 @@ def main() -> int:
         "cores": os.cpu_count(),
         "platform": platform.platform(),
         "Python": platform.python_version(),
-        **{pkg: version(pkg) for pkg in ("fastapi", "uvicorn", "sqlalchemy", "httpx", "psycopg")},
+        **{
+            pkg: version(pkg)
+            for pkg in ("fastapi", "uvicorn", "sqlalchemy", "httpx", "psycopg", "prometheus_client")
+        },
         "SQLite": __import__("sqlite3").sqlite_version,
     }
     results, skipped = [], {}
@@ -446,23 +421,24 @@ def main() -> int:
         print("preparing the offline tuner ...")
         tuner_dir = make_offline_tuner(tmp)
         for backend in args.backends:
-            if backend == "sqlite":
-                results.append(
-                    bench_backend("SQLite", f"sqlite:///{tmp / 'svc.db'}", tuner_dir, tmp, args)
-                )
-            elif backend == "postgresql":
+            for n in args.processes:
+                label = f"{'SQLite' if backend == 'sqlite' else 'PostgreSQL'}, {n} process(es)"
+                if backend == "sqlite":
+                    url = f"sqlite:///{tmp / f'svc_{n}.db'}"
+                    results.append(bench_backend(label, url, tuner_dir, tmp, args, n))
+                    continue
+                if backend != "postgresql":
+                    p.error(f"unknown backend {backend!r}")
                 url, info = pg_database(args.pg_url)
                 if url is None:
                     print(f"skipping PostgreSQL: {info}")
-                    skipped["PostgreSQL"] = info
+                    skipped[label] = info
                     continue
                 env["PostgreSQL server"] = info.split()[1]
                 try:
-                    results.append(bench_backend("PostgreSQL", url, tuner_dir, tmp, args))
+                    results.append(bench_backend(label, url, tuner_dir, tmp, args, n))
                 finally:
                     drop_pg_database(args.pg_url, url)
-            else:
-                p.error(f"unknown backend {backend!r}")
     text = markdown(results, skipped, env, args, time.monotonic() - start)
     if args.out:
         Path(args.out).parent.mkdir(parents=True, exist_ok=True)

@@ -27,7 +27,7 @@ FLOORS: list[set[str]] = [
     {"tuning"},
     {"launch"},
     {"workflows"},
-    {"cli", "service", "plotting"},
+    {"cli", "service", "plotting", "client"},
 ]
 FLOOR = {room: i for i, rooms in enumerate(FLOORS) for room in rooms}
 # On the top floor: cli calls workflows, serves the service and draws; the service draws nothing.

@@ -11,6 +11,7 @@ import sys
 import threading
 import time
 import uuid
+from pathlib import Path
 
 import pytest
 
@@ -221,7 +222,9 @@ def test_openapi_fuzz_finds_no_server_error(tmp_path, offline_dir):
     schemathesis = pytest.importorskip("schemathesis")
     from hypothesis import HealthCheck, given, settings
 
-    app = create_app(f"sqlite:///{tmp_path / 'fuzz.db'}", tokens=TOKEN)
+    # the runs root holds the offline tuner; the fuzzer's paths elsewhere are refused (403)
+    root = offline_dir.parent
+    app = create_app(f"sqlite:///{tmp_path / 'fuzz.db'}", tokens=TOKEN, runs_root=root)
     client = TestClient(app)
     _create(client, offline_dir, k=2)
     schema = schemathesis.openapi.from_asgi("/openapi.json", app)
@@ -247,7 +250,7 @@ def test_openapi_fuzz_finds_no_server_error(tmp_path, offline_dir):
     for op in schema.get_all_operations():
         checker(op.ok())()
         n_ops += 1
-    assert n_ops >= 9
+    assert n_ops >= 11  # the nine /v1 operations, /readyz and /metrics (and /healthz)
     assert not failures, failures
 
 
@@ -257,26 +260,30 @@ def _free_port():
         return s.getsockname()[1]
 
 
-def _serve(db_url, port):
+def serve(db_url, port, runs_root, *extra, log=None):
+    """A ``pex-tuner serve`` process (its JSON logs to the file ``log``), once it answers."""
     env = {**os.environ, "PEX_TUNER_TOKEN": TOKEN}
-    proc = subprocess.Popen(
-        [sys.executable, "-m", "pex_tuner.cli", "serve", "--db", db_url, "--port", str(port)],
-        env=env,
-        stdout=subprocess.DEVNULL,
-        stderr=subprocess.PIPE,
-    )
+    cmd = [sys.executable, "-m", "pex_tuner.cli", "serve", "--db", db_url, "--port", str(port)]
+    cmd += ["--runs-root", str(runs_root), *extra]
+    out = open(log, "ab") if log else subprocess.DEVNULL  # noqa: SIM115 - the server's lifetime
+    proc = subprocess.Popen(cmd, env=env, stdout=out, stderr=out)
     import httpx
 
-    for _ in range(300):
+    for _ in range(600):
         try:
             if httpx.get(f"http://127.0.0.1:{port}/healthz", timeout=1).status_code == 200:
                 return proc
         except httpx.HTTPError:
             time.sleep(0.1)
         if proc.poll() is not None:
-            raise RuntimeError(proc.stderr.read().decode())
+            tail = Path(log).read_text()[-3000:] if log else ""
+            raise RuntimeError(f"server exited: {tail}")
     proc.kill()
     raise RuntimeError("server did not start")
+
+
+def _serve(db_url, port, runs_root):
+    return serve(db_url, port, runs_root)
 
 
 def test_sigkill_between_reports_loses_nothing(tmp_path, offline_dir):
@@ -289,7 +296,7 @@ def test_sigkill_between_reports_loses_nothing(tmp_path, offline_dir):
     db = f"sqlite:///{tmp_path / 'crash.db'}"
     port = _free_port()
     base = f"http://127.0.0.1:{port}"
-    proc = _serve(db, port)
+    proc = _serve(db, port, offline_dir.parent)
     try:
         r = httpx.post(
             f"{base}/v1/runs",
@@ -316,7 +323,7 @@ def test_sigkill_between_reports_loses_nothing(tmp_path, offline_dir):
     finally:
         proc.send_signal(signal.SIGKILL)
         proc.wait()
-    proc = _serve(db, port)
+    proc = _serve(db, port, offline_dir.parent)
     try:
         run = httpx.get(f"{base}/v1/runs/{run_id}", headers=AUTH, timeout=30).json()
         by_id = {t["trial_id"]: t for t in run["trials"]}
@@ -409,7 +416,7 @@ def test_generation_worker_dies_with_a_killed_server(tmp_path, offline_dir):
     local = OnlineTuner.from_offline(offline_dir, n_candidates=2, objectives=OBJECTIVES)
     port = _free_port()
     base = f"http://127.0.0.1:{port}"
-    proc = _serve(f"sqlite:///{tmp_path / 'w.db'}", port)
+    proc = _serve(f"sqlite:///{tmp_path / 'w.db'}", port, offline_dir.parent)
     try:
         run_id = httpx.post(
             f"{base}/v1/runs",

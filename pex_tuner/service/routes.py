@@ -1,12 +1,15 @@
 """The endpoints of the service's HTTP API (a FastAPI ``APIRouter``; protocol in
 :mod:`pex_tuner.service.app`).
 
-Every ``/v1`` endpoint depends on :func:`auth`, then on
-:func:`~pex_tuner.service.bodies.require_json_body`: bodies are read as JSON whatever their
-``Content-Type`` (:class:`~pex_tuner.service.bodies.JSONBodyRoute`), and one that is not JSON is
-a 415 naming the header to send. Handlers find the app's :class:`RunCache` in
-``request.app.state.service`` and the accepted tokens in ``request.app.state.tokens``. Unknown
-runs and trials are 404; the app maps pex-tuner errors to 409 / 422.
+Every ``/v1`` endpoint depends on :func:`require` with its scope (401 / 403 / 429, see
+:mod:`pex_tuner.service.auth`), then on :func:`~pex_tuner.service.bodies.require_json_body`:
+bodies are read as JSON whatever their ``Content-Type``
+(:class:`~pex_tuner.service.bodies.JSONBodyRoute`), and one that is not JSON is a 415 naming the
+header to send. Handlers find the app's :class:`RunCache` in ``request.app.state.service``.
+``next-batch``, ``results`` and ``status`` work on database rows in one transaction each
+(never on a process's cached trials, never on Ax); the other reads use the cached tuner,
+refreshed when the run's version moved. Unknown runs and trials are 404; the app maps
+pex-tuner errors to 409 / 422.
 """
 
 from __future__ import annotations
@@ -14,6 +17,7 @@ from __future__ import annotations
 import json
 import secrets
 import uuid
+from collections.abc import Callable
 from pathlib import Path
 from typing import Annotated, Any
 
@@ -23,6 +27,8 @@ from fastapi.responses import JSONResponse, Response
 from pex_tuner.errors import ResultConflictError
 from pex_tuner.files import MODEL_FILE, sha256_bytes
 from pex_tuner.launch.document import launch_document
+from pex_tuner.service import observe
+from pex_tuner.service.auth import check_tuner_dir, find_token
 from pex_tuner.service.bodies import JSONBodyRoute, require_json_body
 from pex_tuner.service.runs import Run, RunCache
 from pex_tuner.service.schemas import (
@@ -41,26 +47,45 @@ from pex_tuner.service.schemas import (
     StatusResponse,
 )
 
-__all__ = ["RETRY_AWAITING_S", "RETRY_GENERATING_S", "accepted_metrics", "auth", "router"]
+__all__ = ["RETRY_AWAITING_S", "RETRY_GENERATING_S", "accepted_metrics", "require", "router"]
 
 #: Seconds a poller is told to wait while a run awaits results / generates its next batch.
 RETRY_AWAITING_S = 30
 RETRY_GENERATING_S = 5
 
 
-def auth(request: Request, authorization: Annotated[str | None, Header()] = None) -> None:
-    """Require ``Authorization: Bearer <token>`` with one of the app's tokens (401 otherwise)."""
-    scheme, _, token = (authorization or "").partition(" ")
-    if scheme.lower() != "bearer" or not any(
-        secrets.compare_digest(token.encode(), t.encode()) for t in request.app.state.tokens
-    ):
-        raise HTTPException(
-            401, "missing or invalid bearer token", headers={"WWW-Authenticate": "Bearer"}
-        )
+def require(scope: str) -> Callable[..., None]:
+    """A dependency: ``Authorization: Bearer <token>`` with a configured token (401
+    otherwise) that has ``scope`` (403 otherwise) and is within its rate limit (429 with
+    ``Retry-After`` otherwise)."""
+
+    def check(request: Request, authorization: Annotated[str | None, Header()] = None) -> None:
+        scheme, _, presented = (authorization or "").partition(" ")
+        token = find_token(presented.strip(), request.app.state.tokens)
+        if scheme.lower() != "bearer" or token is None:
+            raise HTTPException(
+                401, "missing or invalid bearer token", headers={"WWW-Authenticate": "Bearer"}
+            )
+        request.scope.setdefault("state", {})["token_name"] = token.name
+        if not token.allows(scope):
+            raise HTTPException(
+                403, f"this token ('{token.name}') lacks the '{scope}' scope this call needs"
+            )
+        wait = request.app.state.limiter.retry_after(token)
+        if wait:
+            raise HTTPException(
+                429,
+                f"rate limit of token '{token.name}' exceeded; retry after {wait} s",
+                headers={"Retry-After": str(wait)},
+            )
+
+    return check
 
 
 router = APIRouter(route_class=JSONBodyRoute)
-_PROTECTED = [Depends(auth), Depends(require_json_body)]
+READ = [Depends(require("read")), Depends(require_json_body)]
+REPORT = [Depends(require("report")), Depends(require_json_body)]
+ADMIN = [Depends(require("admin")), Depends(require_json_body)]
 
 
 def _cache(request: Request) -> RunCache:
@@ -72,6 +97,14 @@ def _run(request: Request, run_id: str) -> Run:
     if run is None:
         raise HTTPException(404, f"no run '{run_id}'")
     return run
+
+
+def _config(request: Request, run_id: str) -> Any:
+    """The run's tuner, for its configuration only (404 for an unknown run)."""
+    tuner = _cache(request).config(run_id)
+    if tuner is None:
+        raise HTTPException(404, f"no run '{run_id}'")
+    return tuner
 
 
 def _trial(run: Run, run_id: str, trial_id: int) -> dict[str, Any]:
@@ -121,26 +154,50 @@ def _records(frame: Any) -> list[dict[str, Any]]:
     return json.loads(frame.to_json(orient="records"))
 
 
-def _generate_if_ready(request: Request, run_id: str, run: Run, blocker: str | None) -> None:
-    """Start generating the next batch when nothing blocks it (``blocker`` is None)."""
-    if blocker is None:
-        _cache(request).start_generation(run_id, run)
+def _generate_if_ready(request: Request, run_id: str, status: str) -> None:
+    """After a trial became ``status``: start the next batch when the run needs it."""
+    if status in ("completed", "failed", "abandoned"):
+        _cache(request).maybe_generate(run_id)
 
 
 @router.get("/healthz")
 def healthz() -> dict[str, str]:
-    """Liveness probe (no token needed)."""
+    """Liveness probe (no token needed): the process answers."""
     return {"status": "ok"}
 
 
-@router.post("/v1/runs", dependencies=_PROTECTED, status_code=201)
+@router.get("/readyz", responses={503: {"description": "the database does not answer"}})
+def readyz(request: Request) -> Response:
+    """Readiness probe (no token needed): the database answers (503 otherwise)."""
+    try:
+        _cache(request).store.ping()
+    except Exception as exc:
+        detail = f"database unavailable: {type(exc).__name__}"
+        return JSONResponse({"status": "unavailable", "detail": detail}, status_code=503)
+    return JSONResponse({"status": "ready"})
+
+
+@router.get("/metrics", response_class=Response)
+def metrics(request: Request) -> Response:
+    """Prometheus metrics (text format; no token needed: bind the port privately)."""
+    body = observe.metrics_text(_cache(request).store)
+    return Response(body, media_type=observe.CONTENT_TYPE_LATEST)
+
+
+@router.post("/v1/runs", dependencies=ADMIN, status_code=201)
 def create_run(body: CreateRunBody, request: Request) -> CreateRunResponse:
-    """Start an online run from a saved offline tuner; its first trials are the offline
-    candidates."""
+    """Start an online run from a saved offline tuner under the server's runs root; its first
+    trials are the offline candidates."""
     from pex_tuner.tuning.online import OnlineTuner
 
+    try:
+        tuner_dir = check_tuner_dir(body.tuner_dir, request.app.state.runs_root)
+    except PermissionError as exc:
+        raise HTTPException(403, str(exc)) from None
+    except (OSError, ValueError) as exc:  # a name the file system cannot take
+        raise HTTPException(422, f"'tuner_dir' is not a usable path: {exc}") from None
     tuner = OnlineTuner.from_offline(
-        body.tuner_dir,
+        tuner_dir,
         n_candidates=body.n_candidates,
         objectives=body.objectives,
         constraints=None
@@ -158,8 +215,8 @@ def create_run(body: CreateRunBody, request: Request) -> CreateRunResponse:
     cache = _cache(request)
     config = tuner.to_state()
     trials = config.pop("trials")
-    cache.store.create_run(run_id, str(body.tuner_dir), config, trials, model)
-    cache.add(run_id, tuner)
+    cache.store.create_run(run_id, str(tuner_dir), config, trials, model)
+    cache.add(run_id, tuner, version=0)
     return CreateRunResponse(
         run_id=run_id,
         trials=len(tuner.trials),
@@ -168,11 +225,11 @@ def create_run(body: CreateRunBody, request: Request) -> CreateRunResponse:
     )
 
 
-@router.get("/v1/runs/{run_id}", dependencies=_PROTECTED)
+@router.get("/v1/runs/{run_id}", dependencies=READ)
 def get_run(run_id: str, request: Request) -> RunResponse:
     """The run's configuration, trial counts, generation state, launch and trials."""
     run = _run(request, run_id)
-    row = _cache(request).store.get_run(run_id)
+    row = _cache(request).store.get_run(run_id) or {}
     with run.lock:
         t = run.tuner
         trials = [_trial_view(t, x) for _, x in sorted(t.trials.items())]
@@ -180,61 +237,73 @@ def get_run(run_id: str, request: Request) -> RunResponse:
         blocker = t.generation_blocker()
     return RunResponse(
         run_id=run_id,
-        created_at=row["created_at"] if row else None,
+        created_at=row.get("created_at"),
         objectives=t.objectives,
         constraints={k: {"op": o, "bound": b} for k, (o, b) in t.constraints.items()},
         accepted_metrics=accepted_metrics(t),
         bounds=t.bounds,
         parameter_names=t.space.display_names(),
         counts=counts,
-        generating=run.generating,
-        generation_error=run.generation_error,
+        generating=bool(row) and _cache(request).generating(row),
+        generation_error=row.get("generation_error"),
         waiting_for=blocker,
-        launch=row["launch"] if row else None,
+        launch=row.get("launch"),
         trials=trials,
     )
 
 
-@router.post(
-    "/v1/runs/{run_id}/next-batch", dependencies=_PROTECTED, response_model=NextBatchResponse
-)
-def next_batch(run_id: str, body: NextBatchBody, request: Request) -> Response:
-    """Issue up to ``size`` pending trials with their artifacts, or say why there are none
-    and when to poll again (``Retry-After``)."""
-    run = _run(request, run_id)
-    with run.lock:
-        trials = sorted(run.tuner.trials.items())
-        pending = [tid for tid, t in trials if t["status"] == "pending"]
-        got = _cache(request).store.claim(run_id, pending[: body.size], body.poller)
-        for tid in got:
-            run.tuner.trials[tid].update(status="running", poller=body.poller)
-        blocker = run.tuner.generation_blocker()
-    if got:
-        url = _model_url(request, run_id)
-        docs = [
-            {
-                "trial_id": tid,
-                "parameters": run.tuner.trials[tid]["parameters"],
-                "artifact": run.tuner.artifact_document(tid, model_url=url),
-            }
-            for tid in got
-        ]
-        return JSONResponse({"state": "issued", "trials": docs})
-    _generate_if_ready(request, run_id, run, blocker)
-    if run.generating or blocker is None:
-        state, wait = "generating", RETRY_GENERATING_S
+def _waiting(request: Request, run_id: str, tuner: Any, state: dict[str, Any]) -> Response:
+    """The next-batch answer with no trials: why, and when to poll again; starts the next
+    batch when the run needs one and no process is generating it."""
+    from pex_tuner.tuning.trials import generation_blocker
+
+    cache = _cache(request)
+    blocker = generation_blocker(state["counts"], tuner.min_completed)
+    generating = cache.generating(state)
+    if blocker is None and not generating:
+        generating = cache.maybe_generate(run_id, state) or cache.generating(
+            cache.store.run_state(run_id) or state
+        )
+    if generating or blocker is None:
+        state_name, wait = "generating", RETRY_GENERATING_S
         reason = "the next batch is being generated"
     else:
-        state, wait, reason = "awaiting_results", RETRY_AWAITING_S, blocker
-    if run.generation_error:
-        reason += f" (last generation failed: {run.generation_error}; retrying)"
+        state_name, wait, reason = "awaiting_results", RETRY_AWAITING_S, blocker
+    if state["generation_error"]:
+        reason += f" (last generation failed: {state['generation_error']}; retrying)"
     return JSONResponse(
-        {"state": state, "trials": [], "detail": reason, "retry_after_s": wait},
+        {"state": state_name, "trials": [], "detail": reason, "retry_after_s": wait},
         headers={"Retry-After": str(wait)},
     )
 
 
-@router.post("/v1/runs/{run_id}/trials/{trial_id}/results", dependencies=_PROTECTED)
+@router.post("/v1/runs/{run_id}/next-batch", dependencies=REPORT, response_model=NextBatchResponse)
+def next_batch(run_id: str, body: NextBatchBody, request: Request) -> Response:
+    """Issue up to ``size`` pending trials with their artifacts, or say why there are none
+    and when to poll again (``Retry-After``)."""
+    tuner = _config(request, run_id)
+    store = _cache(request).store
+    state = store.run_state(run_id)
+    if state is None:
+        raise HTTPException(404, f"no run '{run_id}'")
+    got = store.claim(run_id, body.size, body.poller) if state["counts"].get("pending") else []
+    if not got:
+        return _waiting(request, run_id, tuner, state)
+    url = _model_url(request, run_id)
+    docs = [
+        {
+            "trial_id": t["trial_id"],
+            "parameters": t["parameters"],
+            "artifact": tuner.artifact_document(
+                t["trial_id"], model_url=url, parameters=t["parameters"]
+            ),
+        }
+        for t in got
+    ]
+    return JSONResponse({"state": "issued", "trials": docs})
+
+
+@router.post("/v1/runs/{run_id}/trials/{trial_id}/results", dependencies=REPORT)
 def report(
     run_id: str,
     trial_id: int,
@@ -243,58 +312,52 @@ def report(
     request: Request,
 ) -> ReportResponse:
     """Report some or all of a trial's metrics, idempotently per ``Idempotency-Key``."""
-    run = _run(request, run_id)
-    store = _cache(request).store
+    from pex_tuner.tuning.trials import merge_metrics
+
+    tuner = _config(request, run_id)
     metrics = {k: v.model_dump(exclude_none=True) for k, v in body.metrics.items()}
     sha = sha256_bytes(json.dumps([trial_id, metrics], sort_keys=True).encode())
-    with run.lock:
-        trial = _trial(run, run_id, trial_id)
-        _check_metric_names(run.tuner, metrics)  # before anything is stored
-        seen = store.find_report(run_id, idempotency_key)
-        if seen is not None:
-            if seen["body_sha256"] != sha:
-                raise ResultConflictError(
-                    f"Idempotency-Key '{idempotency_key}' was already used for a different "
-                    "report; use a new key for a new report"
-                )
-            return ReportResponse(**{**seen["response"], "changed": False}, replayed=True)
+    _check_metric_names(tuner, metrics)  # before anything is stored
+    required = tuner.required_metrics
+
+    def apply(trial: dict[str, Any]) -> tuple[dict[str, Any], dict[str, Any]]:
         if trial["status"] == "pending":
             raise ResultConflictError(
                 f"trial {trial_id} has not been issued yet; poll next-batch for it first"
             )
-        updated = run.tuner.merged(trial_id, metrics)  # validates; raises on conflict
+        updated = merge_metrics(trial, metrics, required)  # validates; raises on conflict
         changed = updated["metrics"] != trial["metrics"] or updated["status"] != trial["status"]
-        response = {
+        return updated, {
             "trial_id": trial_id,
             "status": updated["status"],
             "changed": changed,
-            "missing_metrics": [
-                m for m in run.tuner.required_metrics if m not in updated["metrics"]
-            ],
+            "missing_metrics": [m for m in required if m not in updated["metrics"]],
         }
-        store.record_report(run_id, idempotency_key, updated, sha, response)
-        trial.update(updated)
-        blocker = run.tuner.generation_blocker()
-    _generate_if_ready(request, run_id, run, blocker)
-    return ReportResponse(**response, replayed=False)
+
+    response, replayed = _cache(request).store.report(run_id, trial_id, idempotency_key, sha, apply)
+    if not replayed and response["changed"]:
+        _generate_if_ready(request, run_id, response["status"])
+    return ReportResponse(**response, replayed=replayed)
 
 
-@router.post("/v1/runs/{run_id}/trials/{trial_id}/status", dependencies=_PROTECTED)
+@router.post("/v1/runs/{run_id}/trials/{trial_id}/status", dependencies=REPORT)
 def set_status(run_id: str, trial_id: int, body: StatusBody, request: Request) -> StatusResponse:
     """Mark an issued trial failed or abandoned; it no longer blocks the next batch."""
-    run = _run(request, run_id)
-    with run.lock:
-        trial = _trial(run, run_id, trial_id)
-        if trial["status"] == body.status:
-            return StatusResponse(trial_id=trial_id, status=trial["status"], changed=False)
-        run.tuner.mark_failed(trial_id, abandoned=body.status == "abandoned")
-        _cache(request).store.set_status(run_id, trial_id, trial["status"])
-        blocker = run.tuner.generation_blocker()
-    _generate_if_ready(request, run_id, run, blocker)
+    from pex_tuner.tuning.trials import given_up
+
+    _config(request, run_id)
+
+    def change(trial: dict[str, Any]) -> dict[str, Any] | None:
+        return None if trial["status"] == body.status else given_up(trial, body.status)
+
+    new = _cache(request).store.change_status(run_id, trial_id, change)
+    if new is None:
+        return StatusResponse(trial_id=trial_id, status=body.status, changed=False)
+    _generate_if_ready(request, run_id, body.status)
     return StatusResponse(trial_id=trial_id, status=body.status, changed=True)
 
 
-@router.get("/v1/runs/{run_id}/pareto", dependencies=_PROTECTED)
+@router.get("/v1/runs/{run_id}/pareto", dependencies=READ)
 def pareto(run_id: str, request: Request) -> ParetoResponse:
     """The trials on the online Pareto frontier."""
     run = _run(request, run_id)
@@ -303,7 +366,7 @@ def pareto(run_id: str, request: Request) -> ParetoResponse:
     return ParetoResponse(objectives=run.tuner.objectives, frontier=_records(front))
 
 
-@router.get("/v1/runs/{run_id}/calibration", dependencies=_PROTECTED)
+@router.get("/v1/runs/{run_id}/calibration", dependencies=READ)
 def calibration(run_id: str, request: Request) -> CalibrationResponse:
     """Offline OPE estimates vs online results, and their association per metric."""
     run = _run(request, run_id)
@@ -314,11 +377,10 @@ def calibration(run_id: str, request: Request) -> CalibrationResponse:
     )
 
 
-@router.get("/v1/runs/{run_id}/model", dependencies=_PROTECTED)
+@router.get("/v1/runs/{run_id}/model", dependencies=READ)
 def model(run_id: str, request: Request) -> Response:
     """The CATE model file the run's artifacts reference (immutable; checked by SHA-256)."""
-    run = _run(request, run_id)
-    sha = run.tuner.model_sha256
+    sha = _config(request, run_id).model_sha256
     data = _cache(request).store.model_bytes(sha) if sha else None
     if data is None:
         raise HTTPException(404, f"run '{run_id}' has no stored model file")
@@ -329,7 +391,7 @@ def model(run_id: str, request: Request) -> Response:
     )
 
 
-@router.post("/v1/runs/{run_id}/launch", dependencies=_PROTECTED)
+@router.post("/v1/runs/{run_id}/launch", dependencies=ADMIN)
 def launch(run_id: str, body: LaunchBody, request: Request) -> LaunchResponse:
     """Launch a completed trial's policy with a randomized holdout: the launch document,
     with the policy artifact embedded (see :mod:`pex_tuner.launch.document`)."""

@@ -50,7 +50,13 @@ class ConstraintBody(_Body):
 class CreateRunBody(_Body):
     """``POST /v1/runs``: start an online run from a saved offline tuner."""
 
-    tuner_dir: str = Field(min_length=1, description="a saved offline tuner (or `tune` output)")
+    tuner_dir: str = Field(
+        min_length=1,
+        max_length=4096,
+        pattern=r"^[^\x00]+$",
+        description="a saved offline tuner (or `tune` output) under the server's runs root; "
+        "relative paths are taken inside it",
+    )
     n_candidates: int = Field(4, ge=1, le=64, description="offline candidates in the 1st batch")
     objectives: dict[str, Literal["max", "min"]] | None = Field(
         None, description="online metric -> direction; default: the offline objectives"

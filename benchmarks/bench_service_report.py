@@ -1,0 +1,126 @@
+"""The results page of ``bench_service.py`` (markdown): command, machine, setting, a summary
+row per configuration and one section each."""
+
+from __future__ import annotations
+
+import os
+import shlex
+import sys
+
+import numpy as np
+
+__all__ = ["markdown"]
+
+
+def stats(ms: list[float]) -> str:
+    """p50, p99, max and count of latencies (ms), as table cells."""
+    if not ms:
+        return "| - | - | - | 0 |"
+    a = np.asarray(ms)
+    return f"| {np.percentile(a, 50):.1f} | {np.percentile(a, 99):.1f} | {a.max():.1f} | {len(a)} |"
+
+
+def intro(env: dict, args, wall: float) -> list[str]:
+    """The page's head: command, machine, setting."""
+    cmd = shlex.join([".venv/bin/python", *sys.argv])
+    return [
+        "# Online service benchmark: concurrent pollers and reporters",
+        "",
+        f"Command: `nice {cmd}`",
+        "",
+        f"Total wall time: {wall:.0f} s. Machine: "
+        + ", ".join(f"{k} {v}" for k, v in env.items())
+        + ".",
+        "",
+        f"**The machine has {os.cpu_count()} logical cores, shared with other work (other "
+        "engineers' test runs during the recorded run); the load generator (one Python process, "
+        "one thread per worker) and the server (N uvicorn worker processes, each with a "
+        "generation worker process once it generates) run on the same cores.** Latencies are "
+        "measured by the client around each call, so they include the client's own waiting for "
+        "the GIL and for CPU; on dedicated hardware they would be lower.",
+        "",
+        f"Setting (details in the script's docstring): {args.workers} worker threads on "
+        f"loopback for {args.duration:g} s per configuration; {args.runs} runs with "
+        f"`n_candidates = batch_size = {args.batch_size}`; each worker polls `next-batch` (size "
+        f"1 or 2) on a random run and reports every trial it gets in {args.parts} partial "
+        f"reports, replaying a report with probability {args.replay:g} (must be 200, "
+        f"`replayed: true`) and sending a conflicting value with probability {args.conflict:g} "
+        f"(must be 409); a poll with no trials waits min(retry_after_s, {args.idle_wait:g} s). "
+        "Errors: any other non-2xx answer, an unexpected body, an exception or timeout, a trial "
+        "issued twice. Afterwards the database is read directly: every acknowledged report must "
+        "be in `pex_online_reports` and its metrics in its trial's row. Most polls are answered "
+        "`generating`: a run's next batch needs all its trials' results and one model fit "
+        "(qLogNParEGO, 7-11 s of CPU alone, far more on the shared cores), in the generation "
+        "worker of the process holding the run's generation lease.",
+        "",
+    ]
+
+
+def summary(results: list[dict]) -> list[str]:
+    """One row per configuration: latencies (client and server p99), errors, losses."""
+    lines = [
+        "## Summary",
+        "",
+        "Client-measured latency (ms); 'server p99' is the upper bound of the server's own "
+        "latency-histogram bucket holding its 99th percentile (from /metrics), i.e. without the "
+        "client's queueing.",
+        "",
+        "| backend | processes | next-batch p50 | next-batch p99 | next-batch server p99 "
+        "| results p50 | results p99 | results server p99 | errors | acknowledged | found "
+        "| batches generated |",
+        "| --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: |",
+    ]
+    for r in results:
+        t, sp = r["tally"], r["server_p99"]
+        q = lambda ms, x: f"{np.percentile(ms, x):.1f}" if ms else "-"  # noqa: E731
+        lines.append(
+            f"| {r['name'].split(',')[0]} | {r['processes']} | {q(t.poll_ms, 50)} | "
+            f"{q(t.poll_ms, 99)} | <= {sp['next-batch']:g} | {q(t.report_ms, 50)} | "
+            f"{q(t.report_ms, 99)} | <= {sp['/results']:g} | {len(t.errors)} | {r['checked']} | "
+            f"{r['checked'] - len(r['missing'])} | {r['generated']} |"
+        )
+    return [*lines, ""]
+
+
+def section(r: dict) -> list[str]:
+    """One configuration's tables, and its problems if any."""
+    t = r["tally"]
+    n = len(t.poll_ms) + len(t.report_ms)
+    lines = [
+        f"## {r['name']}",
+        "",
+        "| call | p50 ms | p99 ms | max ms | count |",
+        "| --- | ---: | ---: | ---: | ---: |",
+        f"| next-batch {stats(t.poll_ms)}",
+        f"| results (reports, replays, conflicts) {stats(t.report_ms)}",
+        "",
+        "| check | value |",
+        "| --- | ---: |",
+        f"| requests / s (throughput) | {n / r['elapsed']:.1f} |",
+        f"| errors | {len(t.errors)} |",
+        f"| deliberate conflicts (409 as expected) | {t.conflicts} |",
+        f"| replays (200, replayed) | {t.replays} |",
+        f"| trials issued | {len(t.issued)} |",
+        f"| polls with no trials | {t.empty_polls} |",
+        f"| batches generated by the model during the run | {r['generated']} |",
+        f"| acknowledged reports checked in the database | {r['checked']} |",
+        f"| acknowledged reports found | {r['checked'] - len(r['missing'])} |",
+        f"| server CPU seconds during the run (all its processes) | {r['server_cpu']:.1f} |",
+        f"| tracebacks in the server log | {r['tracebacks']} |",
+        "",
+    ]
+    if t.errors or r["missing"] or r["gen_errors"] or r["tracebacks"]:
+        lines += ["Problems:", "", "```"]
+        lines += [*t.errors[:20], *r["missing"][:20], *r["gen_errors"][:5]]
+        lines += [r["log_tail"], "```", ""]
+    return lines
+
+
+def markdown(results: list[dict], skipped: dict[str, str], env: dict, args, wall: float) -> str:
+    """The results page."""
+    lines = [*intro(env, args, wall), *summary(results)]
+    for r in results:
+        lines += section(r)
+    for name, reason in skipped.items():
+        lines += [f"## {name}", "", f"Skipped: {reason}", ""]
+    return "\n".join(lines)
