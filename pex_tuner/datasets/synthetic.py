@@ -22,8 +22,10 @@ The generating process (all seeded by ``random_state``):
 
 from __future__ import annotations
 
+import json
 from collections.abc import Sequence
-from typing import NamedTuple
+from pathlib import Path
+from typing import Any, NamedTuple
 
 import numpy as np
 import pandas as pd
@@ -31,8 +33,9 @@ import pandas as pd
 from pex_tuner.data import ExperimentData
 from pex_tuner.datasets._truth import ExperimentWithTruth
 from pex_tuner.errors import ConfigurationError
+from pex_tuner.files import atomic_write, atomic_write_text
 
-__all__ = ["make_synthetic"]
+__all__ = ["SyntheticParquet", "make_synthetic", "write_synthetic_parquet"]
 
 _OUTCOMES = (("engagement", "max"), ("retention", "max"), ("cost", "min"))
 _PLATFORMS = ("android", "ios", "web")
@@ -189,9 +192,19 @@ def _baseline_means(Xn: np.ndarray, platform: np.ndarray, n_outcomes: int) -> np
 
 
 def _effects(
-    Xn: np.ndarray, platform: np.ndarray, design: _Design, h: float, n_outcomes: int
+    Xn: np.ndarray,
+    platform: np.ndarray,
+    design: _Design,
+    h: float,
+    n_outcomes: int,
+    center: np.ndarray | None = None,
 ) -> np.ndarray:
-    """True effects vs control, shape (n_units, n_arms, n_outcomes); zero for control."""
+    """True effects vs control, shape (n_units, n_arms, n_outcomes); zero for control.
+
+    ``center``: the mean of relu(s_k) per arm, shape (n_arms,), subtracted from the goal's
+    heterogeneous part; None takes the sample's mean (``make_synthetic``), the chunked writer
+    passes the population mean so that every chunk has the same effect function.
+    """
     n_arms = len(design.directions)
     k = np.arange(n_arms, dtype=float)  # 0 for control
     # arm scores s_k(x): shape (n_units, n_arms)
@@ -200,7 +213,8 @@ def _effects(
     # ramp the average effects with the arm index: later arms are bolder
     ate_goal = 0.10 * k
     ate_guard = 0.08 - 0.02 * k
-    tau[:, :, 0] = ate_goal + h * 0.6 * (_relu(S) - _relu(S).mean(axis=0))
+    mean_relu = _relu(S).mean(axis=0) if center is None else center
+    tau[:, :, 0] = ate_goal + h * 0.6 * (_relu(S) - mean_relu)
     tau[:, :, 1] = ate_guard + h * (0.15 * _relu(-S) - 0.45 * _relu(S))
     if n_outcomes > 2:
         tau[:, :, 2] = -0.1 + 0.4 * _relu(tau[:, :, 0])
@@ -240,4 +254,225 @@ def _logged_experiment(
         propensity="propensity",
         unit_id="unit_id",
         arms=arms,
+    )
+
+
+# ---------------------------------------------------------------------- chunked Parquet writer
+_PLATFORM_SHARES = (0.45, 0.35, 0.20)
+_INFO_FILE = "pex_synthetic.json"
+
+
+class SyntheticParquet(NamedTuple):
+    """A synthetic experiment written as a Parquet dataset.
+
+    Attributes:
+        path: the folder (one ``part.<i>.parquet`` file per chunk).
+        n_units: rows written.
+        options: the arguments of ``DistributedExperiment.from_parquet`` that read it back
+            (``treatment``, ``control``, ``outcomes``, ``features``, ``propensity``,
+            ``unit_id``): pass ``**options``. ``features`` must be named because the true
+            mean potential outcomes sit in columns ``true[<arm>,<outcome>]`` beside them.
+        truth_columns: ``truth_columns[k][j]`` names the column of arm k and outcome j (arms
+            control first, in the experiment's order).
+    """
+
+    path: str
+    n_units: int
+    options: dict[str, Any]
+    truth_columns: list[list[str]]
+
+
+def _population_center(design: _Design) -> np.ndarray:
+    """E[relu(s_k(x))] per arm over the population, shape (n_arms,): v_k . x ~ N(0, 1)."""
+    from scipy.stats import norm
+
+    c = design.shifts  # (n_arms, n_platforms)
+    return (np.asarray(_PLATFORM_SHARES) * (c * norm.cdf(c) + norm.pdf(c))).sum(axis=1)
+
+
+def _chunk_frame(
+    start: int, n: int, seed: Any, design: _Design, probs: np.ndarray, opts: dict[str, Any]
+) -> pd.DataFrame:
+    """Rows ``start .. start + n - 1`` of the experiment, drawn as ``make_synthetic`` draws."""
+    rng = np.random.default_rng(seed)
+    n_arms, J = len(probs), opts["n_outcomes"]
+    d = opts["n_features"] - 1
+    Xn = rng.standard_normal((n, d))
+    platform = rng.choice(len(_PLATFORMS), size=n, p=list(_PLATFORM_SHARES))
+    W = rng.choice(n_arms, size=n, p=probs)
+    tau = _effects(Xn, platform, design, opts["heterogeneity"], J, center=opts["center"])
+    mu = _baseline_means(Xn, platform, J)[:, None, :] + tau
+    Y = mu[np.arange(n), W, :] + opts["noise"] * rng.standard_normal((n, J))
+    frame = pd.DataFrame({"unit_id": np.arange(start, start + n, dtype=np.int64)})
+    for i in range(d):
+        frame[f"x{i}"] = Xn[:, i]
+    frame["platform"] = np.asarray(_PLATFORMS, dtype=object)[platform]
+    arms = opts["arms"]
+    frame["arm"] = np.asarray(arms, dtype=object)[W]
+    for j, (name, _) in enumerate(opts["outcomes"]):
+        frame[name] = Y[:, j]
+    frame["propensity"] = probs[W]
+    for k, arm in enumerate(arms):
+        for j, (name, _) in enumerate(opts["outcomes"]):
+            frame[f"true[{arm},{name}]"] = mu[:, k, j]
+    return frame
+
+
+def _chunk_options(
+    design: _Design,
+    n_treatments: int,
+    n_outcomes: int,
+    n_features: int,
+    heterogeneity: float,
+    noise: float,
+) -> dict[str, Any]:
+    """What every chunk shares: sizes, outcome names and directions, arm labels, the effect
+    function's population centring."""
+    return {
+        "n_outcomes": n_outcomes,
+        "n_features": n_features,
+        "heterogeneity": float(heterogeneity),
+        "noise": float(noise),
+        "center": _population_center(design),
+        "outcomes": [*_OUTCOMES[: min(n_outcomes, 3)]]
+        + [(f"metric_{j + 1}", "max") for j in range(3, n_outcomes)],
+        "arms": ["control", *[f"arm_{i}" for i in range(1, n_treatments + 1)]],
+    }
+
+
+def _write_chunk(
+    target: Path,
+    start: int,
+    n: int,
+    seed: Any,
+    design: _Design,
+    probs: np.ndarray,
+    opts: dict[str, Any],
+) -> None:
+    frame = _chunk_frame(start, n, seed, design, probs, opts)
+    atomic_write(target, lambda tmp: frame.to_parquet(tmp, index=False))
+
+
+def _write_chunks(jobs: list[tuple], shared: tuple, parallel: bool, progress: bool | None) -> None:
+    """Write every (target, start, n, seed) chunk, as Dask tasks or one after the other."""
+    from pex_tuner.progress import progress_bar
+
+    if parallel:
+        import dask
+
+        dask.compute(*[dask.delayed(_write_chunk)(*job, *shared) for job in jobs])
+        return
+    bar = progress_bar(len(jobs), "writing synthetic Parquet", progress)
+    try:
+        for job in jobs:
+            _write_chunk(*job, *shared)
+            bar.update(1)
+    finally:
+        bar.close()
+
+
+def write_synthetic_parquet(
+    path: str | Path,
+    n_units: int,
+    *,
+    chunk_size: int = 1_000_000,
+    n_treatments: int = 3,
+    n_outcomes: int = 3,
+    n_features: int = 6,
+    heterogeneity: float = 1.0,
+    noise: float = 1.0,
+    arm_probabilities: Sequence[float] | None = None,
+    random_state: int = 0,
+    design_seed: int = 0,
+    parallel: bool = False,
+    progress: bool | None = None,
+) -> SyntheticParquet:
+    """Write ``make_synthetic``'s experiment, of any size, as Parquet, chunk by chunk.
+
+    Memory is one chunk. Chunk i is drawn from the seed ``(random_state, i)``, and each file
+    is written atomically, so an interrupted run resumes where it stopped (files already
+    there are kept) and the same arguments always give the same data. Unlike
+    ``make_synthetic`` the goal's heterogeneous part is centred by its population mean, so
+    every chunk shares one effect function; there is no long-term outcome.
+
+    Args:
+        path: folder to write (created).
+        n_units: total rows; chunk_size: rows per file.
+        n_treatments, n_outcomes, n_features, heterogeneity, noise, arm_probabilities,
+            random_state, design_seed: as in :func:`make_synthetic`.
+        parallel: write the chunks as Dask tasks (on the current client, if any).
+        progress: progress bar over chunks when not parallel (None: automatic).
+
+    Returns:
+        SyntheticParquet: where it is, and the ``from_parquet`` options that read it.
+    """
+    probs = _check_arguments(
+        n_units, n_treatments, n_outcomes, n_features, heterogeneity, noise, arm_probabilities
+    )
+    if int(chunk_size) < 1:
+        raise ConfigurationError(f"'chunk_size' must be a positive integer; got {chunk_size!r}")
+    design = _draw_design(design_seed, n_treatments + 1, n_features - 1, n_outcomes)
+    opts = _chunk_options(design, n_treatments, n_outcomes, n_features, heterogeneity, noise)
+    outcomes, arms = opts["outcomes"], opts["arms"]
+    folder = Path(path)
+    folder.mkdir(parents=True, exist_ok=True)
+    recipe = {
+        "n_units": int(n_units),
+        "chunk_size": int(chunk_size),
+        "random_state": int(random_state),
+        "design_seed": int(design_seed),
+    }
+    _check_resume(folder, recipe)
+    n_chunks = -(-int(n_units) // int(chunk_size))
+    width = max(5, len(str(n_chunks)))
+    todo = [i for i in range(n_chunks) if not (folder / f"part.{i:0{width}d}.parquet").exists()]
+    jobs = [
+        (
+            folder / f"part.{i:0{width}d}.parquet",
+            i * int(chunk_size),
+            min(int(chunk_size), int(n_units) - i * int(chunk_size)),
+            (int(random_state), i),
+        )
+        for i in todo
+    ]
+    result = _parquet_info(folder, int(n_units), outcomes, arms, n_features)
+    # written first, so that an interrupted run resumes (and a different one is refused)
+    info = {**result._asdict(), "recipe": recipe}
+    atomic_write_text(folder / _INFO_FILE, json.dumps(info, indent=2))
+    _write_chunks(jobs, (design, probs, opts), parallel, progress)
+    return result
+
+
+def _check_resume(folder: Path, recipe: dict[str, int]) -> None:
+    """Chunks already in ``folder`` must come from the same size, chunking and seeds."""
+    info_path = folder / _INFO_FILE
+    if info_path.exists():
+        found = json.loads(info_path.read_text(encoding="utf-8")).get("recipe")
+        if found is not None and found != recipe:
+            raise ConfigurationError(
+                f"{str(folder)!r} holds a synthetic dataset written with {found}; got "
+                f"{recipe}: use another folder (or delete it) to write a different one"
+            )
+    elif any(folder.glob("part.*.parquet")):
+        raise ConfigurationError(
+            f"{str(folder)!r} holds Parquet files but no {_INFO_FILE}; use an empty folder"
+        )
+
+
+def _parquet_info(
+    folder: Path, n_units: int, outcomes: list[tuple[str, str]], arms: list[str], n_features: int
+) -> SyntheticParquet:
+    order = ["control", *sorted(arms[1:])]
+    return SyntheticParquet(
+        path=str(folder),
+        n_units=n_units,
+        options={
+            "treatment": "arm",
+            "control": "control",
+            "outcomes": dict(outcomes),
+            "features": [*[f"x{i}" for i in range(n_features - 1)], "platform"],
+            "propensity": "propensity",
+            "unit_id": "unit_id",
+        },
+        truth_columns=[[f"true[{a},{o}]" for o, _ in outcomes] for a in order],
     )

@@ -5,7 +5,14 @@ from __future__ import annotations
 import numpy as np
 from scipy import stats
 
-__all__ = ["SE_FLOOR_RTOL", "segment_effect"]
+__all__ = [
+    "MOMENTS",
+    "SE_FLOOR_RTOL",
+    "arm_moments",
+    "moment_rows",
+    "segment_effect",
+    "segment_effect_from_moments",
+]
 
 # Floor on the standard error, relative to the larger |mean| of the two arms: sqrt(machine
 # epsilon), about 1.5e-8 (see segment_effect).
@@ -66,6 +73,19 @@ def segment_effect(
     """
     m_t, v_t, n_t = _weighted_mean_var(y_treated, 1.0 / p_treated)
     m_c, v_c, n_c = _weighted_mean_var(y_control, 1.0 / p_control)
+    return _interval(m_t, v_t, n_t, m_c, v_c, n_c, confidence)
+
+
+def _interval(
+    m_t: np.ndarray,
+    v_t: np.ndarray,
+    n_t: float,
+    m_c: np.ndarray,
+    v_c: np.ndarray,
+    n_c: float,
+    confidence: float,
+) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Effect and Welch interval from the arms' means, mean variances (J,) and Kish n."""
     effect = m_t - m_c
     var = v_t + v_c
     floor = SE_FLOOR_RTOL * np.maximum(np.abs(m_t), np.abs(m_c))
@@ -79,3 +99,63 @@ def segment_effect(
         stats.norm.ppf(1.0 - alpha / 2.0),
     )
     return effect, effect - q * se, effect + q * se
+
+
+# ---------------------------------------------------------------------- from sums (at scale)
+# rows of arm_moments: count, sum w, sum w^2, then per outcome sum w y, sum w^2 y, sum w^2 y^2
+MOMENTS = 3
+
+
+def moment_rows(y: np.ndarray, p: np.ndarray) -> np.ndarray:
+    """Per-unit terms of :func:`arm_moments`, shape (n, 3 + 3 J): ``1, w, w^2, w y, w^2 y,
+    w^2 y^2`` with ``w = 1 / p``; any set's moments are the sum of its units' rows."""
+    w = 1.0 / np.asarray(p, dtype=float)
+    w2 = w * w
+    y = np.asarray(y, dtype=float)
+    cols = [np.ones_like(w)[:, None], w[:, None], w2[:, None]]
+    cols += [w[:, None] * y, w2[:, None] * y, w2[:, None] * (y * y)]
+    return np.hstack(cols)
+
+
+def arm_moments(y: np.ndarray, p: np.ndarray) -> np.ndarray:
+    """Additive sufficient statistics of one arm's units in a segment, shape (3 + 3 J,):
+    count, sum w, sum w^2, then per outcome sum w y, sum w^2 y, sum w^2 y^2 (``w = 1 / p``).
+
+    Args:
+        y: outcomes, shape (n, J); p: propensities, shape (n,).
+
+    The statistics of a union of disjoint sets are the sums of theirs, so segments are
+    estimated over partitioned data by adding per-partition moments
+    (:func:`segment_effect_from_moments`).
+    """
+    return moment_rows(y, p).sum(axis=0)
+
+
+def _mean_var_from_moments(s: np.ndarray) -> tuple[np.ndarray, np.ndarray, float]:
+    """``_weighted_mean_var`` from :func:`arm_moments` (expanded sums of squares)."""
+    J = (len(s) - MOMENTS) // 3
+    n, sw, sw2 = float(s[0]), float(s[1]), float(s[2])
+    swy, sw2y, sw2yy = (s[MOMENTS + i * J : MOMENTS + (i + 1) * J] for i in range(3))
+    with np.errstate(divide="ignore", invalid="ignore"):
+        mean = swy / sw
+        n_eff = sw**2 / sw2
+    if n < 2:
+        return mean, np.full(J, np.nan), n_eff
+    ss = np.maximum(sw2yy - 2.0 * mean * sw2y + mean * mean * sw2, 0.0)
+    return mean, ss / sw**2 * (n / (n - 1)), n_eff
+
+
+def segment_effect_from_moments(
+    treated: np.ndarray, control: np.ndarray, *, confidence: float = 0.95
+) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """:func:`segment_effect` from the :func:`arm_moments` of the treated and control units
+    (each shape (3 + 3 J,)), summed over partitions.
+
+    The same estimate and interval up to rounding: the variance is expanded as
+    ``sum w^2 y^2 - 2 m sum w^2 y + m^2 sum w^2`` instead of summed around the mean, which
+    loses about ``|mean| / sd`` times more digits (relative error ~1e-10 for outcomes whose
+    mean is 1e5 times their spread).
+    """
+    m_t, v_t, n_t = _mean_var_from_moments(np.asarray(treated, dtype=float))
+    m_c, v_c, n_c = _mean_var_from_moments(np.asarray(control, dtype=float))
+    return _interval(m_t, v_t, n_t, m_c, v_c, n_c, confidence)

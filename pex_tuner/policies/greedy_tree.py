@@ -63,7 +63,12 @@ from pex_tuner.errors import ConfigurationError, InputDataError
 from pex_tuner.policies.base import PolicyLearner
 from pex_tuner.policies.rewards import SummedRewards, outcome_weight_vector, policy_rewards
 from pex_tuner.policies.tree import TreePolicy
-from pex_tuner.policies.tree_search import TREE_CONSTRAINTS, grow_tree, resolve_min_size
+from pex_tuner.policies.tree_search import (
+    TREE_CONSTRAINTS,
+    GrownTree,
+    grow_tree,
+    resolve_min_size,
+)
 from pex_tuner.schema import FeatureSchema
 
 __all__ = ["GreedyTreePolicyLearner"]
@@ -229,6 +234,12 @@ class GreedyTreePolicyLearner(PolicyLearner):
             random_state=self.random_state,
             schema=schema,
         )
+        return self._set_fitted(grown, labels, outcomes, t0)
+
+    def _set_fitted(
+        self, grown: GrownTree, labels: tuple[str, ...], outcomes: tuple[str, ...], t0: float
+    ) -> GreedyTreePolicyLearner:
+        """The fitted attributes from a grown tree (``t0``: ``perf_counter`` at the start)."""
         self.policy_ = TreePolicy(
             segments=grown.segments,
             default_arm=labels[grown.default],

@@ -11,10 +11,10 @@ Every tree learner of :mod:`pex_tuner.policies` grows its tree here; they differ
 
 The algorithm (module docstring of :mod:`pex_tuner.policies.greedy_tree` for timings):
 
-1. Every feature is binned once: numeric features at (up to ``n_bins - 1``) quantile edges,
-   which are observed values, so a split ``x <= edge`` is exact; features with at most
-   ``n_bins`` distinct values get an edge at every value. Categorical features are split as
-   one category vs the rest.
+1. Every feature is binned once (:mod:`pex_tuner.policies.tree_bins`): numeric features at
+   (up to ``n_bins - 1``) quantile edges, which are observed values, so a split
+   ``x <= edge`` is exact; features with at most ``n_bins`` distinct values get an edge at
+   every value. Categorical features are split as one category vs the rest.
 2. At a node, one histogram pass gives the statistic sums per (feature, bin, column) and the
    unit counts per (feature, bin). Cumulative sums over bins give the left totals of every
    threshold at once, right totals are node total minus left, and the value of a split is
@@ -40,14 +40,14 @@ a missing value take there). Features never missing in training keep the fixed r
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Any, Protocol
+from typing import Protocol
 
 import numpy as np
 import pandas as pd
 
 from pex_tuner.checks import Interval
-from pex_tuner.errors import InputDataError
-from pex_tuner.rules import NUMERIC, Condition, Segment, conjoin
+from pex_tuner.policies.tree_bins import Binned, bin_features
+from pex_tuner.rules import Condition, Segment, conjoin
 from pex_tuner.schema import FeatureSchema
 
 __all__ = [
@@ -56,7 +56,12 @@ __all__ = [
     "Criterion",
     "GrownTree",
     "Leaf",
+    "Node",
+    "SplitRule",
+    "finish_tree",
+    "goes_left",
     "grow_tree",
+    "histogram",
     "resolve_min_size",
 ]
 
@@ -66,9 +71,6 @@ TREE_CONSTRAINTS = {
     "min_segment_size": [Interval(int, 1, None), Interval(float, 0, 0.5, closed="right")],
     "n_bins": [Interval(int, 2, 65536, closed="both")],
 }
-
-# rows used to place quantile edges (the edges are still applied to every row)
-_EDGE_SAMPLE = 200_000
 
 
 @dataclass(frozen=True)
@@ -111,15 +113,18 @@ class Criterion(Protocol):
 
 
 @dataclass
-class _Node:
+class Node:
+    """A node of a growing tree: its units, best arm and value; its split, if any (feature
+    index, bin of the threshold or category, where missing values go) and children."""
+
     n: int
     arm: int
     value: float
     feature: int = -1
     bin: int = -1
     missing_left: bool = False
-    left: _Node | None = None
-    right: _Node | None = None
+    left: Node | None = None
+    right: Node | None = None
     values: np.ndarray | None = None  # (K,) value of giving the node's units each arm
 
 
@@ -160,21 +165,6 @@ class GrownTree:
     kinds: tuple[str, ...]
 
 
-@dataclass(frozen=True)
-class _Binned:
-    codes: np.ndarray  # (n_features, n_units) uint8 / uint16 bin codes; n_bins - 1: missing
-    n_cand: np.ndarray  # (n_features,) candidate splits per feature
-    is_num: np.ndarray  # (n_features,) bool
-    edges: list[np.ndarray]  # numeric thresholds per feature (empty for categorical)
-    categories: list[tuple[str, ...]]  # categories per feature (empty for numeric)
-    n_bins: int  # width of the histogram axis, the missing bin included
-    has_missing: np.ndarray  # (n_features,) bool: some training unit lacks the feature
-
-    @property
-    def missing_bin(self) -> int:
-        return self.n_bins - 1
-
-
 def resolve_min_size(min_segment_size: int | float, n: int) -> int:
     """Fewest units per leaf: an int as is, a fraction of ``n`` rounded up (at least 1)."""
     if isinstance(min_segment_size, float):
@@ -182,97 +172,8 @@ def resolve_min_size(min_segment_size: int | float, n: int) -> int:
     return int(min_segment_size)
 
 
-# ---------------------------------------------------------------------- binning
-def _columns(
-    X: Any, schema: FeatureSchema | None
-) -> tuple[list[np.ndarray], tuple[str, ...], tuple[str, ...], dict[str, tuple[str, ...]]]:
-    """Numeric columns as floats and categorical ones as category codes, names, kinds."""
-    if isinstance(X, pd.DataFrame):
-        schema = schema or FeatureSchema.infer(X, [str(c) for c in X.columns])
-        schema.validate_frame(X)
-        cmap = schema.category_map
-        columns: list[np.ndarray] = []
-        for name, kind in zip(schema.names, schema.kinds, strict=True):
-            if kind == NUMERIC:
-                col = pd.to_numeric(X[name], errors="coerce")  # validated: numbers, missing
-                columns.append(col.to_numpy(dtype=np.float64, na_value=np.nan))
-            else:  # category codes, -1 for missing
-                codes = pd.Categorical(X[name].astype(str), categories=list(cmap[name])).codes
-                columns.append(np.where(X[name].isna().to_numpy(), -1, codes).astype(np.int64))
-        return columns, schema.names, schema.kinds, cmap
-    arr = np.asarray(X, dtype=float)
-    if arr.ndim != 2:
-        raise InputDataError(
-            f"X must be a DataFrame or a 2-D array (n_units, n_features); got shape {arr.shape}"
-        )
-    if np.isinf(arr).any():
-        raise InputDataError(
-            f"X has {int(np.isinf(arr).sum())} infinite value(s); missing values (NaN) are "
-            "allowed, infinite ones are not"
-        )
-    names = tuple(f"x{i}" for i in range(arr.shape[1]))
-    columns = [np.ascontiguousarray(arr[:, i]) for i in range(arr.shape[1])]
-    return columns, names, (NUMERIC,) * arr.shape[1], {}
-
-
-def _edges(x: np.ndarray, n_bins: int) -> np.ndarray:
-    """Thresholds t (observed values) so that ``x <= t`` splits; at most n_bins - 1."""
-    s = np.sort(x[~np.isnan(x)])
-    if len(s) == 0:
-        return s
-    distinct = s[np.r_[True, s[1:] != s[:-1]]]
-    if len(distinct) <= n_bins:
-        return distinct[:-1]
-    m = len(s)
-    probs = np.arange(1, n_bins) / n_bins
-    pos = np.clip(np.ceil(probs * m).astype(np.intp) - 1, 0, m - 1)  # inverted CDF
-    e = np.unique(s[pos])
-    return e[e < s[-1]]
-
-
-def _bin(
-    X: Any, schema: FeatureSchema | None, n_bins: int, random_state: int | None
-) -> tuple[_Binned, tuple[str, ...], tuple[str, ...]]:
-    columns, names, kinds, cmap = _columns(X, schema)
-    if not names:
-        raise InputDataError("X has no feature columns")
-    n = len(columns[0])
-    rng = np.random.default_rng(random_state)
-    sample = rng.choice(n, _EDGE_SAMPLE, replace=False) if n > _EDGE_SAMPLE else None
-    edges: list[np.ndarray] = []
-    cats_of: list[tuple[str, ...]] = []
-    n_cand = np.zeros(len(names), dtype=np.intp)
-    width = 1
-    for f, (name, kind) in enumerate(zip(names, kinds, strict=True)):
-        if kind == NUMERIC:
-            e = _edges(columns[f] if sample is None else columns[f][sample], n_bins)
-            edges.append(e)
-            cats_of.append(())
-            n_cand[f] = len(e)
-            width = max(width, len(e) + 1)
-        else:
-            cats = cmap[name]
-            edges.append(np.empty(0))
-            cats_of.append(tuple(cats))
-            n_cand[f] = len(cats) if len(cats) > 1 else 0
-            width = max(width, len(cats))
-    width += 1  # the missing bin
-    codes = np.empty((len(names), n), dtype=np.uint8 if width <= 256 else np.uint16)
-    has_missing = np.zeros(len(names), dtype=bool)
-    for f, kind in enumerate(kinds):
-        missing = np.isnan(columns[f]) if kind == NUMERIC else columns[f] < 0
-        has_missing[f] = missing.any()
-        if kind == NUMERIC:
-            codes[f] = np.where(missing, width - 1, np.searchsorted(edges[f], columns[f]))
-        else:
-            codes[f] = np.where(missing, width - 1, columns[f])
-    is_num = np.array([k == NUMERIC for k in kinds])
-    binned = _Binned(codes, n_cand, is_num, edges, cats_of, width, has_missing)
-    return binned, tuple(names), tuple(kinds)
-
-
 # ---------------------------------------------------------------------- search
-def _histogram(b: _Binned, R: np.ndarray, idx: np.ndarray | None) -> tuple[np.ndarray, np.ndarray]:
+def histogram(b: Binned, R: np.ndarray, idx: np.ndarray | None) -> tuple[np.ndarray, np.ndarray]:
     """Statistic sums (F, B, M) and counts (F, B) of the units ``idx`` (None: all).
 
     Per feature, the sums are ``onehot(bin)^T @ R`` with the one-hot matrix in sparse CSC
@@ -296,7 +197,7 @@ def _histogram(b: _Binned, R: np.ndarray, idx: np.ndarray | None) -> tuple[np.nd
 
 
 def _best_split(
-    b: _Binned, H: np.ndarray, C: np.ndarray, min_size: int, tol: float, crit: Criterion
+    b: Binned, H: np.ndarray, C: np.ndarray, min_size: int, tol: float, crit: Criterion
 ) -> Split | None:
     """The best split of a node from its histograms H (F, B, M) and counts C (F, B).
 
@@ -340,53 +241,79 @@ def _best_split(
 
 
 @dataclass(frozen=True)
-class _Search:
-    """What stays fixed while one tree grows."""
+class SplitRule:
+    """What decides a node while one tree grows, whoever computes its histograms.
 
-    b: _Binned
-    R: np.ndarray  # (n, M) statistic columns
+    Attributes:
+        layout: the bin layout (codes unused).
+        crit: the criterion.
+        max_depth, min_size: the validated hyperparameters (``min_size`` a unit count).
+        tol_unit: per-unit tolerance of a split's gain, ``1e-9 * max |R|`` over all units.
+    """
+
+    layout: Binned
     crit: Criterion
     max_depth: int
     min_size: int
     tol_unit: float
 
+    def node(self, n: int, H: np.ndarray, C: np.ndarray, depth: int) -> Node:
+        """The node of ``n`` units with histograms H (F, B, M) and counts C (F, B) at
+        ``depth``, with its best split set (``feature`` -1: a leaf)."""
+        vals = self.crit.arm_values(H[0].sum(axis=0), float(n))
+        node = Node(n=n, arm=int(np.argmax(vals)), value=float(vals.max()), values=vals)
+        if depth >= self.max_depth or n < 2 * self.min_size:
+            return node
+        split = _best_split(self.layout, H, C, self.min_size, self.tol_unit * n, self.crit)
+        if split is not None:
+            node.feature, node.bin, node.missing_left = split
+        return node
+
+
+def goes_left(b: Binned, node: Node, codes: np.ndarray) -> np.ndarray:
+    """Which units with bin ``codes`` (n,) of the node's feature go left, bool of shape (n,)."""
+    present = codes != b.missing_bin
+    inside = codes <= node.bin if b.is_num[node.feature] else codes != node.bin
+    return np.where(present, inside, node.missing_left)
+
 
 def _grow(
-    s: _Search, idx: np.ndarray | None, n: int, H: np.ndarray, C: np.ndarray, depth: int
-) -> _Node:
-    b, R = s.b, s.R
+    s: SplitRule,
+    b: Binned,
+    R: np.ndarray,
+    idx: np.ndarray | None,
+    H: np.ndarray,
+    C: np.ndarray,
+    depth: int,
+) -> Node:
+    """Grow the subtree of the units ``idx`` (None: all) of ``b`` and ``R`` (n, M)."""
+    n = R.shape[0] if idx is None else len(idx)
+    node = s.node(n, H, C, depth)
+    if node.feature < 0:
+        return node
     T = H[0].sum(axis=0)
-    vals = s.crit.arm_values(T, float(n))
-    node = _Node(n=n, arm=int(np.argmax(vals)), value=float(vals.max()), values=vals)
-    if depth >= s.max_depth or n < 2 * s.min_size:
-        return node
-    split = _best_split(b, H, C, s.min_size, s.tol_unit * n, s.crit)
-    if split is None:
-        return node
-    f, bin_, missing_left = split
-    codes = b.codes[f] if idx is None else b.codes[f, idx]
-    present = codes != b.missing_bin
-    go_left = np.where(present, codes <= bin_ if b.is_num[f] else codes != bin_, missing_left)
+    go_left = goes_left(
+        b, node, b.codes[node.feature] if idx is None else b.codes[node.feature, idx]
+    )
     all_idx = np.arange(n) if idx is None else idx
     left_idx, right_idx = all_idx[go_left], all_idx[~go_left]
-    node.feature, node.bin, node.missing_left = f, bin_, missing_left
     if depth + 1 >= s.max_depth:  # children are leaves: their totals suffice
         left_total = R[left_idx].sum(axis=0)
         HL, HR = left_total[None, None, :], (T - left_total)[None, None, :]
         CL, CR = np.full((1, 1), float(len(left_idx))), np.full((1, 1), float(len(right_idx)))
     elif len(left_idx) <= len(right_idx):
-        HL, CL = _histogram(b, R, left_idx)
+        HL, CL = histogram(b, R, left_idx)
         HR, CR = H - HL, C - CL
     else:
-        HR, CR = _histogram(b, R, right_idx)
+        HR, CR = histogram(b, R, right_idx)
         HL, CL = H - HR, C - CR
-    node.left = _grow(s, left_idx, len(left_idx), HL, CL, depth + 1)
-    node.right = _grow(s, right_idx, len(right_idx), HR, CR, depth + 1)
+    node.left = _grow(s, b, R, left_idx, HL, CL, depth + 1)
+    node.right = _grow(s, b, R, right_idx, HR, CR, depth + 1)
     return node
 
 
 # ---------------------------------------------------------------------- tree -> segments
-def _prune(node: _Node) -> set[int]:
+def _prune(node: Node) -> set[int]:
     """Collapse subtrees whose leaves all give the same arm; return the arms below."""
     if node.left is None or node.right is None:
         return {node.arm}
@@ -398,8 +325,8 @@ def _prune(node: _Node) -> set[int]:
 
 
 def _leaves(
-    node: _Node, path: list[Condition], b: _Binned, names: tuple[str, ...]
-) -> list[tuple[list[Condition], _Node]]:
+    node: Node, path: list[Condition], b: Binned, names: tuple[str, ...]
+) -> list[tuple[list[Condition], Node]]:
     """(raw path conditions, leaf) for every leaf below ``node``, left to right."""
     if node.left is None or node.right is None:
         return [(path, node)]
@@ -419,6 +346,33 @@ def _leaves(
 def _merged(path: list[Condition]) -> tuple[Condition, ...]:
     # the paths of a grown tree always hold units, so their conjunction is never empty
     return conjoin(path) or ()
+
+
+def finish_tree(
+    root: Node, b: Binned, names: tuple[str, ...], kinds: tuple[str, ...], labels: tuple[str, ...]
+) -> GrownTree:
+    """Prune a grown tree (in place) and convert it: segments, default arm, leaves.
+
+    Args:
+        root: the grown tree; b: its bin layout (``has_missing`` over all training units).
+        names, kinds: the feature names and kinds; labels: the arm labels, control first.
+    """
+    grown = _leaves(root, [], b, names)
+    leaves = tuple(
+        Leaf(_merged(path), node.n, node.arm, node.values)  # type: ignore[arg-type]
+        for path, node in grown
+    )
+    _prune(root)
+    pruned = _leaves(root, [], b, names)
+    size = np.zeros(len(labels))
+    for _, node in pruned:
+        size[node.arm] += node.n
+    default = int(np.argmax(size))
+    segments = tuple(
+        Segment(_merged(path), labels[node.arm]) for path, node in pruned if node.arm != default
+    )
+    reward = float(sum(node.value for _, node in grown))
+    return GrownTree(segments, default, reward, leaves, names, kinds)
 
 
 def grow_tree(
@@ -446,28 +400,13 @@ def grow_tree(
         schema: the feature schema of a DataFrame ``X``.
     """
     n = R.shape[0]
-    binned, names, kinds = _bin(X, schema, n_bins, random_state)
+    binned, names, kinds = bin_features(X, schema, n_bins, random_state)
     H, C = (
-        _histogram(binned, R, None)
+        histogram(binned, R, None)
         if max_depth > 0
         else (R.sum(axis=0)[None, None, :], np.full((1, 1), float(n)))
     )
     tol_unit = 1e-9 * float(np.abs(R).max(initial=0.0))
-    search = _Search(binned, R, criterion, max_depth, min_size, tol_unit)
-    root = _grow(search, None, n, H, C, 0)
-    grown = _leaves(root, [], binned, names)
-    leaves = tuple(
-        Leaf(_merged(path), node.n, node.arm, node.values)  # type: ignore[arg-type]
-        for path, node in grown
-    )
-    _prune(root)
-    pruned = _leaves(root, [], binned, names)
-    size = np.zeros(len(labels))
-    for _, node in pruned:
-        size[node.arm] += node.n
-    default = int(np.argmax(size))
-    segments = tuple(
-        Segment(_merged(path), labels[node.arm]) for path, node in pruned if node.arm != default
-    )
-    reward = float(sum(node.value for _, node in grown))
-    return GrownTree(segments, default, reward, leaves, names, kinds)
+    rule = SplitRule(binned, criterion, max_depth, min_size, tol_unit)
+    root = _grow(rule, binned, R, None, H, C, 0)
+    return finish_tree(root, binned, names, kinds, labels)
