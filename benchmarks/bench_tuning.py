@@ -345,13 +345,15 @@ def method_rows(r: dict, acqs: list[str]) -> dict[str, tuple[float, float, float
 def render(args, results: dict, wall: float) -> str:
     import torch
 
-    cmd = " ".join(["python", *sys.argv])
+    commands = args.commands or [" ".join(["python", *sys.argv])]
     lines = [
         "# Tuning benchmark: true hypervolume of each method's frontier",
         "",
-        f"Command: `{cmd}`",
+        "Command(s), run at the same time on this machine, then rendered together:",
         "",
-        f"Total wall time: {wall / 60:.1f} min; machine: {platform.machine()}, "
+        *[f"    {c}" for c in commands],
+        "",
+        f"Wall time (longest run): {wall / 60:.1f} min; machine: {platform.machine()}, "
         f"{os.cpu_count()} logical cores (shared with other work), Python "
         f"{platform.python_version()}, torch {torch.__version__}; pex_tuner {args.library}.",
         "",
@@ -360,9 +362,9 @@ def render(args, results: dict, wall: float) -> str:
         "best learner's ceiling. Seconds: CATE fit (all four learners and the scoring for the "
         "new default; the T-learner for the old defaults) and tuning.",
     ]
-    acqs = list(args.acquisitions)
     for e, per_seed in results.items():
-        seeds = list(per_seed)
+        seeds = sorted(per_seed)
+        acqs = list(per_seed[seeds[0]]["runs"])  # the first is the default's
         table: dict[str, list] = {}
         for s in seeds:
             r = per_seed[s]
@@ -442,6 +444,23 @@ def gp_timing(args) -> str:
     return "\n".join(rows) + "\n"
 
 
+def _read_runs(paths: list[str]) -> tuple[dict, float, list[str]]:
+    """Merge the results of several ``--json`` files: (results, longest wall, commands)."""
+    results: dict = {}
+    wall, commands = 0.0, []
+    for path in paths:
+        with open(path) as f:
+            saved = json.load(f)
+        for e, per in saved["results"].items():
+            for s, r in per.items():
+                for run in r["runs"].values():
+                    run["curve"] = {int(b): v for b, v in run["curve"].items()}
+                results.setdefault(e, {})[int(s)] = r
+        wall = max(wall, saved["wall"])
+        commands.append(" ".join(["python", *saved["argv"]]) + f"   # pex_tuner {saved['library']}")
+    return results, wall, commands
+
+
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--n", type=int, default=30_000, help="units per experiment")
@@ -460,7 +479,7 @@ def main() -> None:
     ap.add_argument("--jobs", type=int, default=1, help="(experiment, seed) tasks in parallel")
     ap.add_argument("--out", type=str, default=None, help="write the markdown report here")
     ap.add_argument("--json", type=str, default=None, help="also keep the raw results here")
-    ap.add_argument("--render", type=str, default=None, help="re-render a --json file")
+    ap.add_argument("--render", nargs="+", default=None, help="render these --json files")
     ap.add_argument(
         "--gp-timing",
         type=int,
@@ -478,16 +497,11 @@ def main() -> None:
         print(text)
         return
     t0 = time.perf_counter()
+    args.commands = None
     if args.render:
-        with open(args.render) as f:
-            saved = json.load(f)
-        results, wall = saved["results"], saved["wall"]
-        results = {e: {int(s): r for s, r in per.items()} for e, per in results.items()}
-        for per in results.values():
-            for r in per.values():
-                for run in r["runs"].values():
-                    run["curve"] = {int(b): v for b, v in run["curve"].items()}
-        args.library, sys.argv = saved["library"], saved["argv"]
+        results, wall, args.commands = _read_runs(args.render)
+        render_cmd = " ".join(["python", *sys.argv])
+        args.commands.append(f"{render_cmd}   # renders the runs above into this file")
     else:
         results = run_all(args)
         wall = time.perf_counter() - t0

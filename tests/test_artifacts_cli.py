@@ -135,9 +135,11 @@ def test_cli_tune_writes_frontier_candidates_report_and_tuner(tmp_path, capsys):
             "x4",
             "platform",
             "--budget",
-            "6",
+            "3",
             "--batch-size",
             "3",
+            "--design-size",
+            "128",
             "--candidates",
             "2",
             "--no-compare",
@@ -146,9 +148,19 @@ def test_cli_tune_writes_frontier_candidates_report_and_tuner(tmp_path, capsys):
         ]
     )
     assert code == 0
+    printed = capsys.readouterr().out
+    # learner="auto" by default: the table is printed, kept in the report and the saved tuner
+    assert "CATE learner selection on" in printed and "chosen: " in printed
+    for name in ("T-learner", "X-learner", "DR-learner", "S-learner"):
+        assert name in printed
+    state = json.loads((out / "tuner" / "tuner.json").read_text())
+    assert state["learner_selection"]["learner"] in {"t", "x", "dr", "s"}
+    assert sum(r["node"] == "design" for r in state["records"]) == 128
     front = pd.read_csv(out / "frontier.csv")
     shown = {"policy", "policy_id", "engagement", "engagement_se", "w[retention]", "b[arm_1]"}
     assert shown <= set(front.columns)
+    # honest estimates on the untouched test split beside the selection estimate
+    assert {"engagement_test", "engagement_test_se"} <= set(front.columns)
     for rel in front["policy"]:
         assert (out / rel).exists()
     cand = json.loads((out / "candidates.json").read_text())
@@ -157,6 +169,7 @@ def test_cli_tune_writes_frontier_candidates_report_and_tuner(tmp_path, capsys):
         assert (out / c["artifact"]).exists()
     report = (out / "report.html").read_text()
     assert "plotly" in report and "Pareto" in report
+    assert "CATE learner chosen by the data" in report and "on test ± 95%" in report
     assert (out / "tuner" / "ax_client.json").exists()
     # an artifact from the frontier assigns new units from the command line
     units = tmp_path / "units.csv"
@@ -189,6 +202,7 @@ def test_cli_tune_relative_scaling_and_hypervolume_parego(tmp_path):
     args += ["--outcome", "engagement:max", "--outcome", "retention:max", "--outcome", "cost:min"]
     args += ["--budget", "5", "--batch-size", "5", "--candidates", "2", "--no-compare"]
     args += ["--acquisition", "qLogNParEGO-HV", "--scaling", "relative", "--out", str(out)]
+    args += ["--learner", "t", "--design-size", "64"]
     assert main(args) == 0
     state = json.loads((out / "tuner" / "tuner.json").read_text())
     assert state["config"]["acquisition"] == "qLogNParEGO-HV"
@@ -196,7 +210,7 @@ def test_cli_tune_relative_scaling_and_hypervolume_parego(tmp_path):
     # the parameter w[cost] (w_2 inside the tuner) is cost's weight magnitude; the artifact
     # carries the actual, negative weight (cost is minimized)
     ev = pd.read_csv(out / "frontier.csv")
-    tuned = ev[ev["policy_id"].str.startswith("trial_")]
+    tuned = ev[ev["kind"] == "tuned"]  # design_<i> and trial_<i> policies
     assert len(tuned) >= 1
     row = tuned.iloc[0]
     doc = json.loads((out / row["policy"]).read_text())

@@ -14,7 +14,6 @@ from pex_tuner.policies import LinearUtilityPolicy
 from pex_tuner.tuning import OfflineTuner, PolicySpace, hypervolume, select_subset
 from pex_tuner.tuning.frontier import pareto_mask, to_max_space
 
-
 LEGACY = {"design_size": 0, "learner": "t", "split": "validation", "frontier_estimate": "observed"}
 
 

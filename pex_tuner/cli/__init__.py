@@ -25,12 +25,12 @@ that read an experiment print the features they use and warn on outcome-like col
 from __future__ import annotations
 
 import argparse
-import math
 import sys
 import time
 from collections.abc import Callable, Sequence
 from typing import TYPE_CHECKING, Any
 
+from pex_tuner.cli import scale, scale_policies, values
 from pex_tuner.cli.checks import (
     check_options,
     cli_message,
@@ -40,6 +40,7 @@ from pex_tuner.cli.checks import (
     report_features,
     segment_size,
 )
+from pex_tuner.cli.scale import add_scale_args, is_scale
 from pex_tuner.errors import PexTunerError
 from pex_tuner.files import atomic_write, atomic_write_text
 
@@ -49,61 +50,12 @@ if TYPE_CHECKING:
 __all__ = ["main"]
 
 LEARNER_CHOICES = ["t", "x", "s", "dr"]
+#: tune and demo also take "auto": the learner chosen by the data (pex_tuner.effects.selection)
+TUNE_LEARNER_CHOICES = ["auto", *LEARNER_CHOICES]
+#: ParEGO refinements after the dense design (benchmarks/results/tuning.md)
+DEFAULT_BUDGET = 24
 ESTIMATOR_CHOICES = ["dr", "ips", "snips", "dm"]
 DEMO_MIN_UNITS = 500  # 100 units leave an arm under 10 training units (5-fold cross-fitting)
-
-
-# ---------------------------------------------------------------------- argument types
-def _parse_outcome(text: str) -> tuple[str, str]:
-    name, sep, direction = text.rpartition(":")
-    if not sep or not name or direction not in ("max", "min"):
-        raise argparse.ArgumentTypeError(f"--outcome expects NAME:max or NAME:min, got {text!r}")
-    return name, direction
-
-
-def _parse_guardrail(text: str) -> tuple[str, float]:
-    name, sep, tol = text.rpartition("=")
-    try:
-        value = float(tol.rstrip("%")) / (100.0 if tol.endswith("%") else 1.0)
-    except ValueError:
-        value = float("nan")
-    if not sep or not name or not 0 <= value < 1:
-        raise argparse.ArgumentTypeError(
-            f"--guardrail expects NAME=TOLERANCE with a fraction in [0, 1) or a percentage "
-            f"(retention=0.005 or retention=0.5%), got {text!r}"
-        )
-    return name, value
-
-
-def _split_weight(text: str) -> tuple[str, float] | None:
-    """``NAME=NUMBER`` with a finite number >= 0 as (name, number); None when malformed."""
-    name, sep, value = text.rpartition("=")
-    try:
-        weight = float(value)
-    except ValueError:
-        return None
-    if not sep or not name or not math.isfinite(weight) or weight < 0:
-        return None
-    return name, weight
-
-
-def _parse_weight(text: str) -> tuple[str, float]:
-    pair = _split_weight(text)
-    if pair is None:
-        raise argparse.ArgumentTypeError(
-            f"--weight expects NAME=C with a number C >= 0 (engagement=2), got {text!r}"
-        )
-    return pair
-
-
-def _parse_preference(text: str) -> tuple[str, float]:
-    pair = _split_weight(text)
-    if pair is None:
-        raise argparse.ArgumentTypeError(
-            f"--weight expects NAME=W with a number W >= 0 (its sign comes from the outcome's "
-            f"direction), got {text!r}"
-        )
-    return pair
 
 
 def _load_data(args: argparse.Namespace) -> ExperimentData:
@@ -153,6 +105,8 @@ def _cmd_demo(args: argparse.Namespace) -> int:
 
 
 def _cmd_tune(args: argparse.Namespace) -> int:
+    if is_scale(args):
+        return scale.cmd_tune(args)
     from pex_tuner.workflows.offline import run_offline_tuning
 
     run = run_offline_tuning(
@@ -168,12 +122,15 @@ def _cmd_tune(args: argparse.Namespace) -> int:
         acquisition=args.acquisition,
         scaling=args.scaling,
         compare_no_bias=not args.no_compare,
+        design_size=args.design_size,
     )
     print(run.summary())
     return 0
 
 
 def _cmd_assign(args: argparse.Namespace) -> int:
+    if is_scale(args):
+        return scale_policies.cmd_assign(args)
     from pex_tuner.files import read_table
     from pex_tuner.policies import PolicyArtifact
 
@@ -193,6 +150,8 @@ def _cmd_assign(args: argparse.Namespace) -> int:
 
 
 def _cmd_evaluate(args: argparse.Namespace) -> int:
+    if is_scale(args):
+        return scale.cmd_evaluate(args)
     from pex_tuner.workflows.ope_report import ope_report
 
     data = _load_data(args)
@@ -217,6 +176,8 @@ def _cmd_export(args: argparse.Namespace) -> int:
 
 
 def _cmd_explain(args: argparse.Namespace) -> int:
+    if is_scale(args):
+        return scale_policies.cmd_explain(args)
     from pex_tuner.workflows.segments import explain_segments
 
     report = explain_segments(
@@ -234,6 +195,8 @@ def _cmd_explain(args: argparse.Namespace) -> int:
 
 
 def _cmd_learn_policy(args: argparse.Namespace) -> int:
+    if is_scale(args):
+        return scale_policies.cmd_learn_policy(args)
     from pex_tuner.policies import preference_weights, write_artifact
     from pex_tuner.workflows.learn_policy import learn_policy
 
@@ -260,19 +223,6 @@ def _cmd_learn_policy(args: argparse.Namespace) -> int:
     return 0
 
 
-def _cmd_serve(args: argparse.Namespace) -> int:
-    import uvicorn
-
-    app = _service_app_factory()(args.db, tokens=args.token)  # token None: PEX_TUNER_TOKEN
-    print(
-        f"pex-tuner service on http://{args.host}:{args.port} (database {args.db}); "
-        f"OpenAPI at /openapi.json",
-        flush=True,
-    )
-    uvicorn.run(app, host=args.host, port=args.port, log_level=args.log_level)
-    return 0
-
-
 # ---------------------------------------------------------------------- parsers
 Subparsers = argparse._SubParsersAction
 
@@ -287,7 +237,7 @@ def _add_data_args(
     p.add_argument("--control", required=True, help="label of the control arm")
     p.add_argument(
         "--outcome",
-        type=_parse_outcome,
+        type=values.parse_outcome,
         action="append",
         required=True,
         help="NAME:max or NAME:min (repeat for every outcome)",
@@ -299,6 +249,7 @@ def _add_data_args(
         help="default: every other column (listed, with a warning for outcome-like ones)",
     )
     p.add_argument("--propensity", default=None, help="column with logged propensities")
+    add_scale_args(p)  # --scheduler / --workers ...: pex_tuner/cli/scale.py
     if learner:
         p.add_argument("--learner", choices=LEARNER_CHOICES, default="t")
     if estimator:
@@ -311,9 +262,11 @@ def _add_demo_parser(sub: Subparsers) -> None:
     demo = sub.add_parser("demo", help="run all three phases on the built-in experiment")
     demo.add_argument("--n-units", type=int_at_least(DEMO_MIN_UNITS), default=20_000)
     demo.add_argument("--seed", type=int_at_least(0), default=0)
-    demo.add_argument("--learner", choices=LEARNER_CHOICES, default="t")
+    demo.add_argument(
+        "--learner", choices=LEARNER_CHOICES, default="t", help="CATE learner of the OPE report"
+    )
     demo.add_argument("--budget", type=int_at_least(1), default=24, help="tuned policies")
-    demo.add_argument("--batch-size", type=int_at_least(1), default=4)
+    demo.add_argument("--batch-size", type=int_at_least(1), default=8)
     demo.add_argument("--candidates", type=int_at_least(1), default=3)
     demo.add_argument("--rounds", type=int_at_least(1), default=3, help="online rounds")
     demo.add_argument("--offline-only", action="store_true", help="stop after the offline phase")
@@ -323,14 +276,32 @@ def _add_demo_parser(sub: Subparsers) -> None:
 
 def _add_tune_parser(sub: Subparsers) -> None:
     tune = sub.add_parser("tune", help="tune linear-utility policies on an experiment file")
-    _add_data_args(tune)
+    _add_data_args(tune, learner=False)
+    tune.add_argument(
+        "--learner",
+        choices=TUNE_LEARNER_CHOICES,
+        default="auto",
+        help="CATE learner; auto (default): T, X, DR and S fitted, the best by a held-out "
+        "DR loss kept (the table is printed and in report.html)",
+    )
     positive = int_at_least(1)
-    tune.add_argument("--budget", type=positive, default=48, help="tuned policies to evaluate")
-    tune.add_argument("--batch-size", type=positive, default=4, help="q: trials per batch")
+    tune.add_argument(
+        "--budget",
+        type=positive,
+        default=DEFAULT_BUDGET,
+        help="ParEGO refinements after the dense design",
+    )
+    tune.add_argument("--batch-size", type=positive, default=8, help="q: trials per batch")
+    tune.add_argument(
+        "--design-size",
+        type=int_at_least(0),
+        default=1024,
+        help="quasi-random policies evaluated before the model (0: Sobol inside Ax instead)",
+    )
     tune.add_argument("--candidates", type=positive, default=4, help="online candidates")
     tune.add_argument(
         "--guardrail",
-        type=_parse_guardrail,
+        type=values.parse_guardrail,
         action="append",
         help="NAME=TOL: outcome kept as a constraint, may degrade at most TOL vs control",
     )
@@ -361,6 +332,7 @@ def _add_assign_parser(sub: Subparsers) -> None:
     assign.add_argument("--policy", required=True, help="policy artifact JSON")
     assign.add_argument("--data", required=True, help="CSV or Parquet of units (features)")
     assign.add_argument("--out", required=True, help="output CSV: the input plus a column 'arm'")
+    scale_policies.add_assign_scale_args(assign)  # Parquet in, Parquet folder out
     assign.set_defaults(func=_cmd_assign)
 
 
@@ -398,7 +370,7 @@ def _add_explain_parser(sub: Subparsers) -> None:
     )
     ex.add_argument(
         "--weight",
-        type=_parse_weight,
+        type=values.parse_weight,
         action="append",
         help="NAME=C: loss weight of an outcome in the tree (default 1 each)",
     )
@@ -417,7 +389,7 @@ def _add_learn_policy_parser(sub: Subparsers) -> None:
     _add_data_args(lp, learner=False, estimator=False, seed=False)
     lp.add_argument(
         "--weight",
-        type=_parse_preference,
+        type=values.parse_preference,
         action="append",
         help="NAME=W: non-negative preference of an outcome, signed by its direction "
         "(default 1 each; with any --weight, unnamed outcomes get 0)",
@@ -440,21 +412,9 @@ def _add_learn_policy_parser(sub: Subparsers) -> None:
 
 
 def _add_serve_parser(sub: Subparsers) -> None:
-    from pex_tuner.service.store import DEFAULT_URL
+    from pex_tuner.cli.serve import add_serve_parser  # workers, scopes, runs root: cli/serve.py
 
-    serve = sub.add_parser("serve", help="run the online service (HTTP API for online systems)")
-    serve.add_argument("--db", default=DEFAULT_URL, help="SQLAlchemy URL (default: %(default)s)")
-    serve.add_argument("--host", default="127.0.0.1")
-    serve.add_argument("--port", type=int_in_range(0, 65535), default=8000)
-    serve.add_argument(
-        "--token", default=None, help="bearer token clients must send (or PEX_TUNER_TOKEN)"
-    )
-    serve.add_argument(
-        "--log-level",
-        choices=["critical", "error", "warning", "info", "debug", "trace"],
-        default="warning",
-    )
-    serve.set_defaults(func=_cmd_serve)
+    add_serve_parser(sub, int_in_range)
 
 
 def build_parser() -> argparse.ArgumentParser:

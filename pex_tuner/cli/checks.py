@@ -225,7 +225,9 @@ def check_options(args: argparse.Namespace) -> None:
     """
     command = args.command
     if hasattr(args, "outcome"):  # the experiment-file options
-        _check_file("--data", args.data)
+        from pex_tuner.cli.scale import check_scale_data, is_scale
+
+        check_scale_data(args) if is_scale(args) else _check_file("--data", args.data)
         _check_roles(args)
     if command == "tune":
         _check_tune(args)
@@ -234,8 +236,10 @@ def check_options(args: argparse.Namespace) -> None:
     elif command in ("assign", "export"):
         _check_file("--policy", args.policy)
         if command == "assign":
-            _check_file("--data", args.data)
-    if command in ("tune", "explain", "demo"):
+            from pex_tuner.cli.scale import check_scale_data, is_scale
+
+            check_scale_data(args) if is_scale(args) else _check_file("--data", args.data)
+    if command in ("tune", "explain", "demo") or (command == "assign" and is_scale(args)):
         _check_out(args.out, folder=True)
     elif command in ("assign", "learn-policy", "export"):
         _check_out(args.out, folder=False)
