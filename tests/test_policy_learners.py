@@ -258,6 +258,7 @@ def test_tuner_attaches_a_learned_tree_as_an_alternative_arm():
         learner="t",
         design_size=0,
         frontier_estimate="observed",
+        candidate_estimate="observed",
     )
     tuner.run(8)
     train = truth.data.subset(tuner.split_indices["train"])

@@ -14,7 +14,13 @@ from pex_tuner.policies import LinearUtilityPolicy
 from pex_tuner.tuning import OfflineTuner, PolicySpace, hypervolume, select_subset
 from pex_tuner.tuning.frontier import pareto_mask, to_max_space
 
-LEGACY = {"design_size": 0, "learner": "t", "split": "validation", "frontier_estimate": "observed"}
+LEGACY = {
+    "design_size": 0,
+    "learner": "t",
+    "split": "validation",
+    "frontier_estimate": "observed",
+    "candidate_estimate": "observed",
+}
 
 
 def _small_tuner(exp, tuner, **kwargs):
@@ -268,6 +274,10 @@ def test_guardrails_become_constraints(exp):
         (
             dict(frontier_estimate="gp"),
             r"The 'frontier_estimate' parameter must be one of \['observed', 'model'\]",
+        ),
+        (
+            dict(candidate_estimate="posterior"),
+            r"The 'candidate_estimate' parameter must be one of \['observed', 'model'\]",
         ),
         (dict(learner="best"), r"must be one of \['auto', 't', 'x', 's', 'dr'\]"),
     ],

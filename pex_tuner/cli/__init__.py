@@ -53,7 +53,7 @@ LEARNER_CHOICES = ["t", "x", "s", "dr"]
 #: tune and demo also take "auto": the learner chosen by the data (pex_tuner.effects.selection)
 TUNE_LEARNER_CHOICES = ["auto", *LEARNER_CHOICES]
 #: ParEGO refinements after the dense design (benchmarks/results/tuning.md)
-DEFAULT_BUDGET = 24
+DEFAULT_BUDGET = 8
 ESTIMATOR_CHOICES = ["dr", "ips", "snips", "dm"]
 DEMO_MIN_UNITS = 500  # 100 units leave an arm under 10 training units (5-fold cross-fitting)
 
@@ -265,7 +265,9 @@ def _add_demo_parser(sub: Subparsers) -> None:
     demo.add_argument(
         "--learner", choices=LEARNER_CHOICES, default="t", help="CATE learner of the OPE report"
     )
-    demo.add_argument("--budget", type=int_at_least(1), default=24, help="tuned policies")
+    demo.add_argument(
+        "--budget", type=int_at_least(1), default=DEFAULT_BUDGET, help="ParEGO refinements"
+    )
     demo.add_argument("--batch-size", type=int_at_least(1), default=8)
     demo.add_argument("--candidates", type=int_at_least(1), default=3)
     demo.add_argument("--rounds", type=int_at_least(1), default=3, help="online rounds")

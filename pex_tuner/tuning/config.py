@@ -47,6 +47,7 @@ _CONSTRAINTS = {
     "design_size": [Interval(int, 0, None)],
     "model_points": [Interval(int, 1, None)],
     "frontier_estimate": [Options(FRONTIER_ESTIMATES)],
+    "candidate_estimate": [Options(FRONTIER_ESTIMATES)],
     "n_folds": [Interval(int, 2, None)],
     "parameterization": [Options(PARAMETERIZATIONS)],
     "use_biases": [TypeOf(bool, "a bool")],
@@ -86,6 +87,7 @@ class TunerConfig:
     design_size: int = 1024
     model_points: int = 64
     frontier_estimate: str = "observed"
+    candidate_estimate: str = "model"
 
     @classmethod
     def from_options(
@@ -123,6 +125,7 @@ class TunerConfig:
         # ... and before the dense design: Sobol initialization inside Ax, observed frontier
         d.setdefault("design_size", 0)
         d.setdefault("frontier_estimate", "observed")
+        d.setdefault("candidate_estimate", "observed")
         known = {k: v for k, v in d.items() if k in cls.__dataclass_fields__}
         known["objectives"] = tuple(known["objectives"])
         return cls(**known)

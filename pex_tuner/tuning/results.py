@@ -119,13 +119,15 @@ class TunerResults:
                 objective, every subset has zero hypervolume against control; the nadir point
                 is then used instead and the ``reference`` column says so.
             use_model_predictions: the estimate candidates are chosen by (see
-                :meth:`get_pareto_frontier`).
+                :meth:`get_pareto_frontier`); None (default) follows ``candidate_estimate``.
 
         Returns:
             The selected frontier rows plus ``subset_hypervolume``, ``reference`` and
             ``same_as``.
         """
         k = check_count("k", k)
+        if use_model_predictions is None:
+            use_model_predictions = self.config.candidate_estimate == "model"
         return self.log.select_candidates(
             k,
             frame=self._estimates(use_model_predictions),

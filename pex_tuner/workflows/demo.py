@@ -30,7 +30,7 @@ def run_demo(
     n_units: int = 20_000,
     seed: int = 0,
     learner: str = "t",
-    budget: int = 24,
+    budget: int = 8,
     batch_size: int = 8,
     candidates: int = 3,
     rounds: int = 3,
