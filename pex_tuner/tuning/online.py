@@ -30,7 +30,7 @@ estimate against the online result, per metric, with the correlation reported.
 from __future__ import annotations
 
 import json
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -40,7 +40,7 @@ import pandas as pd
 import pex_tuner.tuning.ax_bridge as ax_bridge
 from pex_tuner.errors import ConfigurationError, InputDataError, NotFittedError
 from pex_tuner.files import MODEL_FILE, atomic_copy, atomic_write_text, sha256_file
-from pex_tuner.tuning.evaluations import meets_bounds
+from pex_tuner.tuning.evaluations import ONE_ARM_SHARE, meets_bounds
 from pex_tuner.tuning.frontier import pareto_mask, select_candidates, to_max_space
 from pex_tuner.tuning.generation import make_model_strategy
 from pex_tuner.tuning.metric import metric_names_for
@@ -191,6 +191,7 @@ class OnlineTuner(OnlineTrials):
         records = [r for r in state["records"] if r["kind"] == "tuned" and r["parameters"]]
         if not records:
             raise NotFittedError(f"the offline tuner in '{path}' has no tuned policies yet")
+        records = _candidate_pool(records, state.get("candidate_values"), space.arms)
         records = [r for r in records if meets_bounds(r, guard, outs, dirs)] or records
         off_dirs = tuple(dirs[outs.index(o)] for o in off_obj)
         Y = to_max_space(np.array([[r[o] for o in off_obj] for r in records]), off_dirs)
@@ -391,3 +392,25 @@ class _FramePolicy:
     def assign_index(self, frame: pd.DataFrame) -> np.ndarray:
         """Arm index per row of ``frame`` (n rows): an int array of shape (n,)."""
         return self.policy.assign_index_from_effects(self.model.predict(self.schema.encode(frame)))
+
+
+def _candidate_pool(
+    records: list[dict[str, Any]],
+    values: Mapping[str, Mapping[str, Sequence[float]]] | None,
+    arms: Sequence[str],
+) -> list[dict[str, Any]]:
+    """The offline records the first online trials are chosen among, as the offline tuner
+    chooses its candidates (``select_online_candidates``): with the saved GP estimates when the
+    tuner chose by them (``candidate_values``), and without policies that send at least
+    ``ONE_ARM_SHARE`` of units to one arm (baselines in all but name). Falls back to the
+    records as given when nothing would be left."""
+    pool = records
+    if values:
+        pool = [
+            {**r, **{o: v[0] for o, v in values[r["policy"]].items()}}
+            | {f"{o}_se": v[1] for o, v in values[r["policy"]].items()}
+            for r in records
+            if r["policy"] in values
+        ] or records
+    personal = [r for r in pool if max(r[f"share[{a}]"] for a in arms) < ONE_ARM_SHARE]
+    return personal or pool

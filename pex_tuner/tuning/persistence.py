@@ -62,6 +62,8 @@ class TunerPersistence:
             "learner_selection": (
                 None if self.learner_selection is None else self.learner_selection.to_dict()
             ),
+            # the estimates the online candidates are chosen by, for OnlineTuner.from_offline
+            "candidate_values": self._candidate_values(),  # type: ignore[attr-defined]
         }
         client = self.client  # type: ignore[attr-defined]
         return storage.SavedTuner(state, ax_bridge.client_to_json(client), self.effects)

@@ -135,6 +135,25 @@ class TunerResults:
             reference_point=reference_point,
         )
 
+    def _candidate_values(self) -> dict[str, dict[str, list[float]]] | None:
+        """Policy -> outcome -> [estimate, standard error] of the tuned policies the online
+        candidates are chosen among, when that is the GP's posterior mean
+        (``candidate_estimate="model"``); None for the observed estimates or while there is no
+        model yet. Saved with the tuner, so that an online run started from it
+        (``OnlineTuner.from_offline``) begins with the same candidates."""
+        if self.config.candidate_estimate != "model":
+            return None
+        try:
+            ev = self._estimates(True)
+        except NotFittedError:
+            return None
+        rows = ev[ev["kind"] == "tuned"]
+        outs = self.data.outcomes
+        return {
+            str(r["policy"]): {o: [float(r[o]), float(r[f"{o}_se"])] for o in outs}
+            for r in rows.to_dict("records")
+        }
+
     def frontier_report(self, use_model_predictions: bool | None = None) -> pd.DataFrame:
         """Every frontier policy with the estimate that selected it and an honest estimate on
         the untouched test split, each with its 95% interval (see ``honest``).
