@@ -23,6 +23,9 @@ from pex_tuner.datasets import OnlineSimulator
 from pex_tuner.files import atomic_write_bytes, sha256_bytes
 from pex_tuner.policies import PolicyArtifact
 
+#: the run's objectives: the offline ones plus the online-only long-term outcome
+ONLINE_OBJECTIVES = {"engagement": "max", "retention": "max", "cost": "min", "long_term": "max"}
+
 
 def load_artifact(tuner: Client, trial: dict, cache: Path) -> PolicyArtifact:
     """Write the trial's artifact beside its model file (downloaded once, verified) and load
@@ -57,7 +60,10 @@ def main() -> None:
 
     sim = OnlineSimulator(design_seed=0)
     with Client(args.url, args.token) as tuner:
-        run_id = args.run_id or tuner.create_run(args.tuner_dir, n_candidates=args.batch_size)
+        # the simulator also reports a long-term outcome offline OPE never saw: declare it
+        run_id = args.run_id or tuner.create_run(
+            args.tuner_dir, n_candidates=args.batch_size, objectives=ONLINE_OBJECTIVES
+        )
         for _ in range(args.rounds):
             trials = tuner.get_next_trials(run_id, args.batch_size, poller="demo", wait=True)
             arts = {t["trial_id"]: load_artifact(tuner, t, args.cache) for t in trials}
