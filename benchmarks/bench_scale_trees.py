@@ -76,7 +76,7 @@ def _shape(policy: Any) -> list[Any]:
 
 
 def _in_memory(exp: Any, preds: Any, model: Any, dask_learner: Any) -> dict[str, Any]:
-    from bench_scale import PeakMemory
+    from scale_common import PeakMemory
 
     from pex_tuner.policies import GreedyTreePolicyLearner
 
@@ -110,7 +110,7 @@ def tree_step(
             or None to predict with ``model`` in every pass.
         in_memory: also fit in this process and compare.
     """
-    from bench_scale import PeakMemory
+    from scale_common import PeakMemory
 
     from pex_tuner.distributed.greedy_tree import DaskGreedyTreeLearner
 
@@ -187,7 +187,7 @@ def write_report(results: list[dict], args: argparse.Namespace) -> None:
 
 
 def main(argv: list[str] | None = None) -> int:
-    from bench_scale import ensure_dataset
+    from scale_common import ensure_dataset
 
     from pex_tuner.distributed import DistributedExperiment
     from pex_tuner.distributed.client import local_cluster
