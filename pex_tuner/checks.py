@@ -17,8 +17,10 @@ and :func:`validate_params` turns a violation into one uniform message::
 
 from __future__ import annotations
 
+import keyword
 import math
 import numbers
+import re
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any, Literal
@@ -29,6 +31,7 @@ __all__ = [
     "Interval",
     "Options",
     "TypeOf",
+    "identifier_names",
     "is_int",
     "is_real",
     "param_error",
@@ -176,3 +179,20 @@ def require_columns(
         raise InputDataError(
             f"{where} has " + " and ".join(parts) + f"; columns present: {shown[:30]}{more}"
         )
+
+
+def identifier_names(names: Sequence[str]) -> dict[str, str]:
+    """Each name -> a unique Python identifier made from it (non-word characters become
+    ``_``; an ``m_`` prefix where it would start with a digit, be empty or be a keyword;
+    ``_2``, ``_3`` ... on clashes): the metric names Ax's objective parser accepts."""
+    out: dict[str, str] = {}
+    for n in names:
+        name = re.sub(r"\W", "_", str(n))
+        if not name or name[0].isdigit() or keyword.iskeyword(name):
+            name = f"m_{name}"
+        base, i = name, 2
+        while name in out.values():
+            name = f"{base}_{i}"
+            i += 1
+        out[n] = name
+    return out

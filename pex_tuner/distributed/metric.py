@@ -15,14 +15,13 @@ units on the cluster.
 
 from __future__ import annotations
 
-import keyword
-import re
 from collections.abc import Mapping, Sequence
 from typing import TYPE_CHECKING, Any
 
 import numpy as np
 import pandas as pd
 
+from pex_tuner.checks import identifier_names
 from pex_tuner.data import ExperimentData
 from pex_tuner.distributed import ope as dope
 from pex_tuner.distributed.hashing import sample_key
@@ -35,23 +34,7 @@ if TYPE_CHECKING:  # pragma: no cover
     from pex_tuner.distributed.experiment import DistributedExperiment
     from pex_tuner.distributed.predictions import DistributedPredictions
 
-__all__ = ["DistributedOPEMetric", "metric_names_for"]
-
-
-def metric_names_for(outcomes: Sequence[str]) -> dict[str, str]:
-    """Outcome name -> a name Ax's objective parser accepts (the rule of
-    ``pex_tuner.tuning.metric.metric_names_for``, which this floor cannot import)."""
-    out: dict[str, str] = {}
-    for o in outcomes:
-        name = re.sub(r"\W", "_", str(o))
-        if not name or name[0].isdigit() or keyword.iskeyword(name):
-            name = f"m_{name}"
-        base, i = name, 2
-        while name in out.values():
-            name = f"{base}_{i}"
-            i += 1
-        out[o] = name
-    return out
+__all__ = ["DistributedOPEMetric"]
 
 
 def _sample_part(
@@ -107,7 +90,7 @@ class DistributedOPEMetric:
         self.sample_size = int(sample_size)
         self.random_state = random_state
         self.progress = progress
-        self.metric_names = metric_names_for(experiment.outcomes)
+        self.metric_names = identifier_names(experiment.outcomes)
         self.passes = 0
         self._base: dict[str, np.ndarray] | None = None
         self._sample: tuple[ExperimentData, EffectPredictions] | None = None

@@ -25,7 +25,6 @@ from pex_tuner.ope.estimators import (
     Estimator,
     components,
     control_score_sums,
-    finalize,
     make_estimator,
     residual_parts,
     statistics,
@@ -34,8 +33,9 @@ from pex_tuner.ope.evaluate import (
     DEFAULT_CHUNK,
     PolicyEvaluation,
     WeightedPolicy,
-    _linear_matrices,
-    _stack,
+    evaluation_from_sums,
+    linear_matrices,
+    stack_weighted,
 )
 from pex_tuner.ope.kernel import (
     accumulate_assignments,
@@ -124,7 +124,7 @@ def _assignment_part(
     codes = []
     for pol in policies:
         if isinstance(pol, WeightedPolicy):
-            W, B = _stack([pol], data)
+            W, B = stack_weighted([pol], data)
             codes.append(linear_arm_index(preds.tau, W[0], B[0]))
         else:
             codes.append(np.asarray(pol.assign_data(data), dtype=np.int64))
@@ -201,21 +201,7 @@ def _result(
     est = replace(est, control_sums=control)
     n = int(base["n"][0])
     logged = base["logged"] if experiment.propensity_source == "empirical" else None
-    value, se, lift, lift_se = finalize(est, sums, n, counts=counts, logged=logged)
-    return PolicyEvaluation(
-        policies=tuple(names),
-        arms=experiment.arms,
-        outcomes=experiment.outcomes,
-        directions=experiment.directions,
-        estimator=est.name,
-        n_units=n,
-        value=value,
-        se=se,
-        lift=lift,
-        lift_se=lift_se,
-        shares=counts / max(n, 1),
-        confidence=confidence,
-    )
+    return evaluation_from_sums(est, sums, counts, n, experiment, names, confidence, logged=logged)
 
 
 def _check(
@@ -279,7 +265,7 @@ def evaluate_linear_policies(
     from pex_tuner.distributed.reduce import map_partitions_reduce
 
     _check(experiment, predictions, confidence, chunk_size, split)
-    W, B, names = _linear_matrices(experiment, weights, biases, names)
+    W, B, names = linear_matrices(experiment, weights, biases, names)
     if base is None:
         base = base_sums(experiment, predictions, split, progress=progress)
     est = _estimator(estimator, experiment, base, has_mu=True)

@@ -30,10 +30,15 @@ from pex_tuner.ope.kernel import (
 )
 
 __all__ = [
+    "DEFAULT_CHUNK",
     "PolicyEvaluation",
+    "WeightedPolicy",
     "evaluate",
     "evaluate_assignments",
     "evaluate_linear_policies",
+    "evaluation_from_sums",
+    "linear_matrices",
+    "stack_weighted",
 ]
 
 DEFAULT_CHUNK = 1 << 16
@@ -55,7 +60,11 @@ class WeightedPolicy(Protocol):
     biases: Sequence[float]
 
 
-def _stack(policies: Sequence[WeightedPolicy], data: ExperimentData) -> tuple[np.ndarray, ...]:
+def stack_weighted(
+    policies: Sequence[WeightedPolicy], data: ExperimentData
+) -> tuple[np.ndarray, ...]:
+    """Weights (P, J) and biases (P, K) of weighted policies that share ``data``'s arms and
+    outcomes (checked: ConfigurationError / InputDataError otherwise)."""
     first = policies[0]
     for p in policies[1:]:
         if p.arms != first.arms or p.outcomes != first.outcomes:
@@ -189,24 +198,45 @@ def _result(
     logged = None
     if data.propensity_source == "empirical":
         logged = np.bincount(data.treatment, minlength=data.n_arms)
-    value, se, lift, lift_se = finalize(est, sums, data.n_units, counts=counts, logged=logged)
+    return evaluation_from_sums(
+        est, sums, counts, data.n_units, data, names, confidence, logged=logged
+    )
+
+
+def evaluation_from_sums(
+    est: Estimator,
+    sums: np.ndarray,
+    counts: np.ndarray,
+    n_units: int,
+    experiment: Any,
+    names: Sequence[str],
+    confidence: float,
+    *,
+    logged: np.ndarray | None = None,
+) -> PolicyEvaluation:
+    """The PolicyEvaluation of accumulated statistics: ``sums`` and ``counts`` as the kernel
+    returns them (per policy and arm), over ``n_units`` units of ``experiment`` (anything with
+    ``arms``, ``outcomes`` and ``directions``: an ExperimentData, or a partitioned experiment
+    whose statistics were summed over partitions). ``logged``: units logged per arm, shape (K,),
+    with empirical propensities (see ``estimators.finalize``)."""
+    value, se, lift, lift_se = finalize(est, sums, n_units, counts=counts, logged=logged)
     return PolicyEvaluation(
         policies=tuple(names),
-        arms=data.arms,
-        outcomes=data.outcomes,
-        directions=data.directions,
+        arms=experiment.arms,
+        outcomes=experiment.outcomes,
+        directions=experiment.directions,
         estimator=est.name,
-        n_units=data.n_units,
+        n_units=n_units,
         value=value,
         se=se,
         lift=lift,
         lift_se=lift_se,
-        shares=counts / max(data.n_units, 1),
+        shares=counts / max(n_units, 1),
         confidence=confidence,
     )
 
 
-def _linear_matrices(
+def linear_matrices(
     data: ExperimentData,
     weights: np.ndarray | Sequence[WeightedPolicy],
     biases: np.ndarray | None,
@@ -219,7 +249,7 @@ def _linear_matrices(
         and isinstance(weights[0], WeightedPolicy)
     ):
         pols = list(weights)
-        W, B = _stack(pols, data)
+        W, B = stack_weighted(pols, data)
         if names is None:
             names = [p.name or f"policy_{i}" for i, p in enumerate(pols)]
     else:
@@ -285,7 +315,7 @@ def evaluate_linear_policies(
             "linear policies decide from effect predictions: pass predictions="
             "fit_effects(...).predict(data)"
         )
-    W, B, names = _linear_matrices(data, weights, biases, names)
+    W, B, names = linear_matrices(data, weights, biases, names)
     P = W.shape[0]
     K = data.n_arms
     est = make_estimator(estimator, data.Y, data.treatment, data.propensity, mu, K)
@@ -371,7 +401,7 @@ def evaluate_assignments(
                 raise ConfigurationError(
                     f"policy '{name}' is a LinearUtilityPolicy: pass predictions= to assign it"
                 )
-            W, B = _stack([value], data)
+            W, B = stack_weighted([value], data)
             codes.append(linear_arm_index(predictions.tau, W[0], B[0]))
         else:
             codes.append(_assignment_codes(data, str(name), value))

@@ -11,13 +11,12 @@ weight and bias matrices, anything else arm assignments.
 
 from __future__ import annotations
 
-import keyword
-import re
 from collections.abc import Mapping, Sequence
 from typing import Any
 
 import numpy as np
 
+from pex_tuner.checks import identifier_names
 from pex_tuner.data import ExperimentData
 from pex_tuner.effects.predictions import EffectPredictions
 from pex_tuner.errors import ConfigurationError, InputDataError
@@ -30,17 +29,7 @@ __all__ = ["OPEMetric", "metric_names_for", "split_metric"]
 
 def metric_names_for(outcomes: Sequence[str]) -> dict[str, str]:
     """Outcome name -> a name that Ax's objective parser accepts (an identifier, unique)."""
-    out: dict[str, str] = {}
-    for o in outcomes:
-        name = re.sub(r"\W", "_", str(o))
-        if not name or name[0].isdigit() or keyword.iskeyword(name):
-            name = f"m_{name}"
-        base, i = name, 2
-        while name in out.values():
-            name = f"{base}_{i}"
-            i += 1
-        out[o] = name
-    return out
+    return identifier_names(outcomes)
 
 
 class OPEMetric:

@@ -236,6 +236,7 @@ class OfflineTuner(TunerResults, TunerPersistence):
         self.extra_arms: dict[str, Any] = {}
         self._client: Any = None
         self._test_metric: Any = None
+        self._predicted: Any = None  # (experiment state, GP-estimate frame): see results
 
     def _fit_effects(self, config: TunerConfig, train: ExperimentData) -> CateModel:
         """The CATE model on the train split: the learner chosen by the data for ``"auto"``

@@ -33,6 +33,7 @@ class TunerResults:
     effects: Any
     split_indices: Any
     _test_metric: Any
+    _predicted: Any
 
     def evaluations(self) -> pd.DataFrame:
         """Every evaluated policy: kind, parameters, value and se per outcome, arm shares,
@@ -77,7 +78,12 @@ class TunerResults:
         if not use_model_predictions:
             return ev
         ev = ev[(ev["kind"] != "tuned") | ev["trial_index"].notna()]
-        return self._with_predictions(ev)
+        # one GP fit per state of the experiment: the frontier, the candidates, the report and
+        # a save in a row ask for the same predictions
+        key = (ax_bridge.n_trials(self.client), len(self.log.records))
+        if self._predicted is None or self._predicted[0] != key:
+            self._predicted = (key, self._with_predictions(ev))
+        return self._predicted[1].copy()
 
     def _with_predictions(self, ev: pd.DataFrame) -> pd.DataFrame:
         """``ev`` with the surrogate's mean and standard error for the tuned policies."""
